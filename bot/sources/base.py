@@ -1,0 +1,74 @@
+"""The interfaces of the three sources. Live clients and the replay of bundled samples implement them.
+
+Every method returns typed values from `bot.timeline.models`, mapped from the vendors' JSON by the
+`*_mapping` modules, so the live path and the replay path share one mapping.
+Errors are the project's own (`bot.errors`); no vendor exception crosses these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from bot.timeline.models import Channel, ChatMessage, Commit, Deployment, Frozen, Incident, TimelineEvent
+
+# progress(source, message): called as each source makes headway ("slack", "412 messages read").
+Progress = Callable[[str, str], None]
+
+
+def no_progress(source: str, message: str) -> None:
+    return None
+
+
+class ChatHistory(Frozen):
+    """What the chat source read for one channel and window."""
+
+    channel: Channel
+    messages: tuple[ChatMessage, ...]  # parents and replies
+    users: dict[str, str]  # user id -> display name, for every author and mention seen
+    channels: dict[str, str]  # channel id -> name, for <#C...> mentions seen
+    bot_user_id: str | None = None
+
+
+class IncidentSource(Protocol):
+    """PagerDuty."""
+
+    def get_incident(self, ref: str) -> Incident:
+        """`ref`: 'PD-9876', '9876' (the incident number) or an incident id. IncidentNotFound if none."""
+        ...
+
+    def get_events(self, incident: Incident) -> tuple[TimelineEvent, ...]:
+        """Every log entry (all pages), alert (with body details) and note of the incident, as events."""
+        ...
+
+
+class DeploySource(Protocol):
+    """GitHub."""
+
+    def get_deployments(
+        self, *, service_repos: Mapping[str, str], since: datetime, until: datetime
+    ) -> tuple[Deployment, ...]:
+        """Deployments to the configured environment of each repo (service -> 'owner/repo') created in
+        [since, until], each with its latest status."""
+        ...
+
+    def get_commits(self, *, deployment: Deployment, previous: Deployment | None) -> tuple[Commit, ...]:
+        """The commits `deployment` shipped since `previous` (compare), with PR numbers and authors."""
+        ...
+
+
+class ChatSource(Protocol):
+    """Slack."""
+
+    def find_incident_channel(self, incident: Incident) -> Channel | None:
+        """The incident's channel: its Slack link, else a channel whose name holds the incident number."""
+        ...
+
+    def get_channel(self, channel_id: str) -> Channel:
+        """ChannelAccessError with what to do when the bot cannot read it."""
+        ...
+
+    def get_history(self, *, channel: Channel, oldest: datetime, latest: datetime) -> ChatHistory:
+        """Messages in [oldest, latest] (every page), replies of threaded ones, names of users seen."""
+        ...
