@@ -97,6 +97,7 @@ class Commit(Frozen):
     url: str | None = None
     pull_request: int | None = None
     pull_request_url: str | None = None
+    pull_request_title: str | None = None  # the PR's title, when the source fetched it
 
 
 class Deployment(Frozen):
