@@ -35,7 +35,12 @@ _REQUIRED: dict[Need, tuple[str, ...]] = {
     Need.GITHUB: ("github_token",),
     Need.SLACK: ("slack_bot_token",),
     Need.SOCKET_MODE: ("slack_bot_token", "slack_app_token"),
-    Need.CONFLUENCE: ("confluence_url", "confluence_username", "confluence_api_token", "confluence_space_key"),
+    Need.CONFLUENCE: (
+        "confluence_url",
+        "confluence_username",
+        "confluence_api_token",
+        "confluence_space_key",
+    ),
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -59,6 +64,15 @@ def _split_list(value: object) -> object:
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
+_PRIORITY_NUMBER = re.compile(r"(\d+)")
+
+
+def priority_rank(name: str) -> int | None:
+    """'SEV-1' -> 1, 'P3' -> 3: the number in a priority's name, lower is more severe. None without one."""
+    match = _PRIORITY_NUMBER.search(name)
+    return int(match.group(1)) if match else None
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", frozen=True, extra="ignore")
@@ -74,6 +88,7 @@ class Settings(BaseSettings):
     # GitHub (Enterprise: https://HOST/api/v3)
     github_token: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+    github_web_url: str | None = None  # where commits open in a browser; default derived from GITHUB_API_URL
     github_org: str | None = None
     service_repos: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     deploy_environment: str = "production"
@@ -99,10 +114,33 @@ class Settings(BaseSettings):
     http_max_retries: int = Field(default=4, ge=0, le=10)
     # Slack behaviour
     incident_channel_patterns: CommaList = ("inc-*", "incident-*")
-    resolved_phrases: CommaList = ("resolved", "all clear", "incident is over", "we are back to normal", "fixed in production")
+    resolved_phrases: CommaList = (
+        "resolved",
+        "all clear",
+        "incident is over",
+        "we are back to normal",
+        "fixed in production",
+    )
     approvers: CommaList = ()  # Slack user ids; empty: members of the incident channel
     approver_usergroup: str | None = None  # a Slack user group id (S0...)
     log_level: str = "INFO"
+    # The PagerDuty watcher (bot/jobs/watcher.py) and the draft reminders (bot/jobs/reminders.py)
+    watch_enabled: bool = True
+    watch_interval_seconds: int = Field(default=60, ge=5)
+    watch_lookback: Annotated[timedelta, NoDecode] = timedelta(hours=1)  # first run only: "30m", "1h", "7d"
+    # How long an incident may stay open and still be noticed at its resolution (PagerDuty lists by creation).
+    watch_max_incident_age: Annotated[timedelta, NoDecode] = timedelta(days=7)
+    watch_service_ids: CommaList = ()  # PagerDuty service ids (PSVC001,...); empty: every service
+    watch_team_ids: CommaList = ()  # PagerDuty team ids; empty: every team
+    watch_urgencies: CommaList = ()  # high, low; empty: both
+    # "SEV-2": skip less severe (higher-numbered) and unprioritised incidents; empty: every priority
+    watch_min_priority: str | None = None
+    watch_auto_draft: bool = False  # draft at once instead of asking
+    fallback_channel: str | None = None  # where incidents without a findable channel are reported
+    # "PD-9876=C123,customer-api=C456": incident key, incident id, service name or service id -> channel id
+    channel_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    reminder_after_hours: float = Field(default=24.0, gt=0)
+    max_reminders: int = Field(default=2, ge=0)
 
     @field_validator("service_repos", mode="before")
     @classmethod
@@ -122,6 +160,50 @@ class Settings(BaseSettings):
     def _parse_lists(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("watch_service_ids", "watch_team_ids", "watch_urgencies", mode="before")
+    @classmethod
+    def _parse_watch_lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("watch_urgencies")
+    @classmethod
+    def _known_urgencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(u not in ("high", "low") for u in value):
+            raise ValueError("expected high, low or both, separated by commas")
+        return value
+
+    @field_validator("watch_lookback", "watch_max_incident_age", mode="before")
+    @classmethod
+    def _parse_durations(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("watch_min_priority")
+    @classmethod
+    def _numbered_priority(cls, value: str | None) -> str | None:
+        if value is not None and priority_rank(value) is None:
+            raise ValueError("expected a priority name with its number, like SEV-2 or P2")
+        return value
+
+    @field_validator("fallback_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if value is not None and not _CHANNEL_ID.match(value):
+            raise ValueError("expected a Slack channel id, like C07INC9876")
+        return value
+
+    @field_validator("channel_map", mode="before")
+    @classmethod
+    def _parse_channel_map(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        mapping: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            key, sep, channel = pair.partition("=")
+            if not sep or not key.strip() or not _CHANNEL_ID.match(channel.strip()):
+                raise ValueError("expected KEY=CHANNEL_ID pairs separated by commas, like PD-9876=C07INC9876")
+            mapping[key.strip()] = channel.strip()
+        return mapping
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -131,7 +213,9 @@ class Settings(BaseSettings):
             raise ValueError("not a known IANA time zone, e.g. Europe/Berlin") from exc
         return value
 
-    @field_validator("slack_api_url", "pagerduty_api_url", "github_api_url", "confluence_url")
+    @field_validator(
+        "slack_api_url", "pagerduty_api_url", "github_api_url", "github_web_url", "confluence_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+", value):

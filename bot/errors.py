@@ -1,17 +1,17 @@
 """The project's own errors. Vendor exceptions are translated into these in one place per client.
 
-    PostmortemError
-    ├── ConfigError             settings missing or malformed (every problem in one message)
-    ├── InputError              bad user input: an incident id, a slash-command argument
-    ├── SourceError             a source could not be read
-    │   ├── IncidentNotFound    PagerDuty has no such incident
-    │   ├── AuthError           401/403: names the token or scope that is missing
-    │   ├── ChannelAccessError  the bot cannot read the channel (not a member, archived, private)
-    │   └── SourceUnavailable   5xx, timeouts, retries exhausted
-    ├── PublishError            Confluence (or another target) refused or failed
-    │   └── StaleVersionError   the page changed under us (409)
-    ├── NotAllowed              the user may not do this (approve, edit, discard)
-    └── StoreError              the database is unreachable or refused the write
+PostmortemError
+├── ConfigError             settings missing or malformed (every problem in one message)
+├── InputError              bad user input: an incident id, a slash-command argument
+├── SourceError             a source could not be read
+│   ├── IncidentNotFound    PagerDuty has no such incident
+│   ├── AuthError           401/403: names the token or scope that is missing
+│   ├── ChannelAccessError  the bot cannot read the channel (not a member, archived, private)
+│   └── SourceUnavailable   5xx, timeouts, retries exhausted
+├── PublishError            Confluence (or another target) refused or failed
+│   └── StaleVersionError   the page changed under us (409)
+├── NotAllowed              the user may not do this (approve, edit, discard)
+└── StoreError              the database is unreachable or refused the write
 """
 
 

@@ -154,4 +154,9 @@ class DraftOptions(Frozen):
     """Knobs of the analysis, taken from the settings by the caller (the core reads no environment)."""
 
     suspect_window_hours: float = 6.0  # deploys this long before the trigger are suspects
-    mitigation_phrases: tuple[str, ...] = ("mitigated", "rolled back", "rollback complete", "error rate back to normal")
+    mitigation_phrases: tuple[str, ...] = (
+        "mitigated",
+        "rolled back",
+        "rollback complete",
+        "error rate back to normal",
+    )

@@ -76,9 +76,11 @@ class GitHubSource:
         environment: str = "production",
         per_page: int = 100,
         backoff_factor: float = 0.5,
+        web_url: str | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._web_url = web_url_for_api(self._base_url)
+        # Where people open commits: derived from the API URL unless a proxy or GHE set-up says otherwise.
+        self._web_url = (web_url or web_url_for_api(self._base_url)).rstrip("/")
         self._environment = environment
         self._has_token = bool(token)
         self._max_retries = max_retries

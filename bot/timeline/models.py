@@ -112,7 +112,9 @@ class Deployment(Frozen):
     description: str = ""
     creator: str | None = None
     created_at: AwareDatetime
-    status: str = "unknown"  # latest status state: success, failure, error, inactive, in_progress, queued, pending
+    status: str = (
+        "unknown"  # latest status state: success, failure, error, inactive, in_progress, queued, pending
+    )
     status_at: AwareDatetime | None = None
     url: str  # evidence link: the status's log/target URL, else the commit URL
     commit_url: str | None = None
@@ -186,7 +188,9 @@ class TimelineEvent(Frozen):
     kind: EventKind
     text: str
     actor: str | None = None
-    url: str | None = None  # Slack permalink, PagerDuty log entry / incident URL, GitHub deployment or commit URL
+    url: str | None = (
+        None  # Slack permalink, PagerDuty log entry / incident URL, GitHub deployment or commit URL
+    )
     id: str = ""  # the source's id: log entry id, alert id, Slack ts, deployment id
     count: int = 1  # > 1 when duplicate alerts were collapsed: "fired N times"
     last_at: AwareDatetime | None = None  # the last of the collapsed duplicates

@@ -10,8 +10,8 @@ Serves the bundled sample bodies (`bot/samples/pd-9876/github/<owner>/<repo>/...
 * 404 "Not Found" bodies, `environment`/`sha`/`ref`/`task` filters on deployments, newest first;
 * the same API under the GitHub Enterprise prefix `/api/v3/...`.
 
-URLs inside the bodies (https://api.github.com, https://github.com) are rewritten to this server, with the
-`/api/v3` prefix when the request used it. Faults come from `FakeServer` (429 bodies are GitHub's).
+API URLs inside the bodies (https://api.github.com) are rewritten to this server; under the `/api/v3`
+prefix (GitHub Enterprise, one host for API and web) the web URLs (https://github.com) are too. Faults come from `FakeServer` (429 bodies are GitHub's).
 """
 
 from __future__ import annotations
@@ -167,7 +167,9 @@ class GitHubFake(FakeServer):
         prefix = GHE_PREFIX if request.path.startswith(GHE_PREFIX + "/") else ""
         if isinstance(response.body, dict | list):
             text = json.dumps(response.body)
-            text = text.replace(API, f"{self.url}{prefix}").replace(WEB, self.url)
+            text = text.replace(API, f"{self.url}{prefix}")
+            if prefix:  # GitHub Enterprise serves its web pages on the API's host; github.com does not
+                text = text.replace(WEB, self.url)
             response.body = json.loads(text)
         response.headers = {**self._rate_headers(), **response.headers}
         return response

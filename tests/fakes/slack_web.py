@@ -347,7 +347,9 @@ class SlackWebFake(FakeServer):
             body = request.json()
         except ValueError:
             return Response(400, "invalid_payload")
-        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks") or body.get("delete_original")):
+        if not isinstance(body, dict) or not (
+            body.get("text") or body.get("blocks") or body.get("delete_original")
+        ):
             return Response(400, "no_text")
         with self._data:
             self.responses.append({"id": match.group("id"), **body})

@@ -85,6 +85,8 @@ class SocketModeFake:
             asyncio.run_coroutine_threadsafe(_close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets too: unclosed, they surface as ResourceWarnings
 
     def __enter__(self) -> SocketModeFake:
         return self.start()

@@ -104,7 +104,7 @@ class TestGetDeployments:
         found = story(make_source())
         assert found[1004].sha == found[1001].sha == BASE
         assert (found[1003].status, found[1004].status) == ("inactive", "success")
-        assert found[1004].url.startswith(f"{fake.url}/acme/customer-api/actions/runs/")
+        assert found[1004].url.startswith("https://github.com/acme/customer-api/actions/runs/")
         assert found[1003].url == found[1003].commit_url == f"{fake.url}/acme/customer-api/commit/{BAD}"
 
     def test_every_page_read(self, fake: GitHubFake, make_source: MakeSource) -> None:
@@ -184,7 +184,7 @@ class TestGetCommits:
             "benokafor",
             "Use pool v2 for the orders DB client",
         )
-        assert last.pull_request_url == f"{fake.url}/acme/customer-api/pull/482"
+        assert last.pull_request_url == "https://github.com/acme/customer-api/pull/482"
         assert fake.requests_to(rf"/compare/{BASE}\.\.\.{BAD}$")
         assert len(fake.requests_to(r"/commits/[0-9a-f]{40}/pulls$")) == 3
 

@@ -1,0 +1,95 @@
+"""Drafting in a channel, shared by /postmortem, the prompt's button and the watcher: progress, then preview."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import PostmortemError
+from bot.ids import ActionId
+from bot.postmortem import begin_draft, compile_into
+from bot.slack.context import BotContext
+from bot.slack.preview import ProgressMessage, show_preview
+from bot.sources.slack_client import slack_error
+
+log = logging.getLogger(__name__)
+
+# respond(text): tell the person who asked, ephemerally (through the interaction's response_url).
+Respond = Callable[[str], None]
+
+
+def draft_in_channel(
+    ctx: BotContext, client: WebClient, *, ref: str, channel_id: str, user_id: str | None, respond: Respond
+) -> None:
+    services = ctx.services
+    try:
+        start = begin_draft(services, ref=ref, channel_id=channel_id, user_id=user_id)
+    except PostmortemError as exc:
+        respond(str(exc))
+        return
+    stored, incident = start.stored, start.incident
+    if not start.should_compile:
+        where = _permalink(client, stored.channel_id, stored.preview_ts)
+        respond(f"A postmortem draft for {incident.key} already exists{f': {where}' if where else ''}.")
+        return
+    log.info("drafting", extra={"incident": incident.key, "channel": channel_id, "action": "draft"})
+    progress = ProgressMessage(client, channel_id=channel_id, incident=incident, ts=stored.preview_ts)
+    try:
+        ts = progress.post()
+    except SlackApiError as exc:
+        error = slack_error(exc, action="post in the channel")
+        services.repo.fail(draft_id=stored.id, error=str(error), now=services.clock())
+        respond(str(error))
+        return
+    services.repo.set_preview(draft_id=stored.id, channel_id=channel_id, ts=ts)
+    try:
+        stored = compile_into(
+            services, draft_id=stored.id, ref=incident.id, channel_id=channel_id, progress=progress
+        )
+    except PostmortemError as exc:
+        log.warning("drafting failed", extra={"incident": incident.key, "action": "draft", "error": str(exc)})
+        show_draft_failure(
+            client, channel_id=channel_id, ts=ts, incident_key=incident.key, ref=incident.id, error=str(exc)
+        )
+        respond(f"Could not draft {incident.key}: {exc}")
+        return
+    show_preview(client, stored, options=services.render_options)
+    log.info(
+        "draft ready", extra={"incident": incident.key, "action": "draft", "partial": stored.draft.is_partial}
+    )
+
+
+def show_draft_failure(
+    client: WebClient, *, channel_id: str, ts: str, incident_key: str, ref: str, error: str
+) -> None:
+    """The progress message turns into the error with a Retry button; nothing is lost."""
+    blocks = [
+        {
+            "type": "section",
+            "text": {"type": "plain_text", "text": f"Could not draft {incident_key}: {error}"[:2900]},
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": ActionId.START_DRAFT,
+                    "text": {"type": "plain_text", "text": "Retry"},
+                    "value": ref,
+                }
+            ],
+        },
+    ]
+    client.chat_update(channel=channel_id, ts=ts, blocks=blocks, text=f"Could not draft {incident_key}")
+
+
+def _permalink(client: WebClient, channel_id: str | None, ts: str | None) -> str | None:
+    if not channel_id or not ts:
+        return None
+    try:
+        return client.chat_getPermalink(channel=channel_id, message_ts=ts)["permalink"]
+    except SlackApiError:
+        return None
