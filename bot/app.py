@@ -11,6 +11,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot.config import Need, Settings, load_settings
+from bot.logs import configure_logging
 from bot.slack.context import BotContext
 from bot.slack.listeners import register
 
@@ -39,6 +40,7 @@ def run_app() -> int:
 
     settings = load_settings()
     settings.require(Need.SOCKET_MODE, Need.PAGERDUTY, Need.CONFLUENCE)
+    configure_logging(settings.log_level)
     bot = build_bot(settings)
     app = create_app(settings=settings, ctx=bot.ctx, client=bot.client)
     handler = SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value())

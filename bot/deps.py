@@ -11,10 +11,11 @@ from slack_sdk import WebClient
 
 from bot.analysis.models import DraftOptions
 from bot.config import Need, Settings
-from bot.jobs.scheduler import build_scheduler
+from bot.jobs.scheduler import build_scheduler, standard_jobs
 from bot.postmortem import Services
 from bot.publish.confluence import ConfluencePublisher
 from bot.render.options import RenderOptions
+from bot.slack.announcer import SlackAnnouncer
 from bot.slack.context import BotContext, SlackOptions
 from bot.sources.gather import GatherOptions, Sources
 from bot.sources.github import GitHubSource
@@ -158,4 +159,11 @@ def build_bot(settings: Settings) -> Bot:
         services=build_services(settings, repo=build_repository(settings), sources=sources),
         options=slack_options(settings),
     )
-    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=()))
+    jobs = standard_jobs(
+        settings=settings,
+        incidents=sources.incidents,
+        chat=sources.chat,
+        repo=ctx.services.repo,
+        announcer=SlackAnnouncer(ctx, client),
+    )
+    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs))

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PostmortemError
-from bot.render.blockkit import render_prompt
+from bot.slack.announcer import post_prompt
 from bot.slack.channels import incident_number_from_channel, is_incident_channel
 from bot.slack.context import BotContext
 from bot.slack.resolved import says_resolved
@@ -58,12 +58,8 @@ def offer_postmortem(
     ):
         return None
     try:
-        ts = client.chat_postMessage(
-            channel=channel_id,
-            blocks=render_prompt(incident, draft_id=incident.id),
-            text=f"{incident.key} looks resolved. Draft its postmortem?",
-        )["ts"]
-    except SlackApiError:
+        ts = post_prompt(client, channel_id=channel_id, incident=incident)
+    except PostmortemError:
         services.repo.release_prompt(incident_id=incident.id)  # the next resolved message may try again
         raise
     services.repo.set_prompt_ts(incident_id=incident.id, ts=ts)
