@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 def create_app(*, settings: Settings, ctx: BotContext, client: WebClient) -> App:
     app = App(
         client=client,
+        # Bolt gives each of its loggers the root's level unless it is handed a base logger: hand it the
+        # "slack_bolt" logger, which configure_logging keeps at WARNING (the Socket Mode client uses it too).
+        logger=logging.getLogger("slack_bolt"),
         # Socket Mode: no request signing; the app token authenticates the connection.
         request_verification_enabled=False,
         token_verification_enabled=True,

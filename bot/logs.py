@@ -15,6 +15,17 @@ from bot.analysis.redaction import RedactingFilter
 
 # LogRecord attributes that are not `extra` fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+# The libraries kept at WARNING. httpx2 is the PagerDuty client's HTTP library: it logs every request at INFO.
+LIBRARY_LOGGERS = (
+    "slack_sdk",
+    "slack_bolt",
+    "urllib3",
+    "apscheduler",
+    "github",
+    "atlassian",
+    "pagerduty",
+    "httpx2",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +39,9 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            # The redacting filter keeps only the redacted text of a secret-bearing exception.
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -39,5 +53,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # The Slack SDK logs request bodies at DEBUG; keep the libraries at WARNING unless debugging the bot itself.
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "apscheduler", "github", "atlassian", "pagerduty"):
+    for noisy in LIBRARY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from bot.analysis.draft import apply_edit, compile_draft, keep_edits
 from bot.analysis.models import Draft, DraftOptions, EditableSection
 from bot.errors import InputError, PostmortemError, PublishError
 from bot.publish.confluence import Attachment, PublishedPage
-from bot.render.chart import render_timeline_chart
+from bot.render.chart import chart_filename, render_timeline_chart
 from bot.render.confluence import render_confluence
 from bot.render.options import RenderOptions
 from bot.sources.base import Progress, no_progress
@@ -240,15 +240,15 @@ def publish(
     try:
         if on_claimed is not None:
             on_claimed(stored)
+        chart = chart_filename(draft.incident.key)
+        page_options = replace(services.render_options, status="Published", chart_attachment=chart)
         page = services.publisher.publish(
             title=page_title(services, draft),
-            body=render_confluence(draft, options=services.render_options),
+            body=render_confluence(draft, options=page_options),
             labels=page_labels(draft),
             attachments=[
                 Attachment(
-                    name=f"{draft.incident.key}-timeline.png",
-                    data=render_timeline_chart(draft, options=services.render_options),
-                    mime="image/png",
+                    name=chart, data=render_timeline_chart(draft, options=page_options), mime="image/png"
                 )
             ],
             page_id=stored.page_id,

@@ -112,9 +112,8 @@ def facts(draft: Draft, *, options: RenderOptions) -> list[Fact]:
 
 def event_notes(event: TimelineEvent, *, tz: str) -> str:
     notes = []
-    if event.count > 1:
-        until = f" until {format_local(event.last_at, tz='UTC')}" if event.last_at else ""
-        notes.append(f"fired {event.count} times{until}")
+    if event.count > 1 and event.last_at:  # the text already says "(fired N times)"
+        notes.append(f"last at {format_local(event.last_at, tz='UTC')}")
     if event.pinned:
         notes.append("pinned")
     if event.edited:

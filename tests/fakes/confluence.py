@@ -197,6 +197,17 @@ class ConfluenceFake(FakeServer):
             self.pages[page.id] = page
             return page
 
+    def reset(self) -> None:
+        """Back to an empty site on the same port: no pages, requests, faults, pending failures or hooks."""
+        with self._lock:
+            self.requests.clear()
+        self.faults.clear()
+        with self._store:
+            self.pages.clear()
+            self._create_failures.clear()
+        self.before_create = None
+        self.before_update = None
+
     def pages_titled(self, title: str) -> list[FakePage]:
         with self._store:
             return [p for p in self.pages.values() if p.title == title]

@@ -19,10 +19,12 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,21 +46,28 @@ class Request:
             return self.query[name][0]
         return self.form().get(name, default)
 
-    def form(self) -> dict[str, str]:
-        ctype = self.headers.get("content-type", "")
-        if "application/x-www-form-urlencoded" in ctype:
-            return {k: v[0] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-        if "application/json" in ctype and self.body:
-            data = json.loads(self.body)
-            return (
-                {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
-                if isinstance(data, dict)
-                else {}
-            )
-        return {}
+    def form(self) -> Mapping[str, str]:
+        """The body's fields, parsed once (handlers ask for them per message on big pages)."""
+        return _parsed_form(self.body, self.headers.get("content-type", ""))
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
+
+
+@lru_cache(maxsize=64)
+def _parsed_form(body: bytes, ctype: str) -> MappingProxyType[str, str]:
+    if "application/x-www-form-urlencoded" in ctype:
+        fields = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    elif "application/json" in ctype and body:
+        data = json.loads(body)
+        fields = (
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+            if isinstance(data, dict)
+            else {}
+        )
+    else:
+        fields = {}
+    return MappingProxyType(fields)  # shared between calls: read-only
 
 
 @dataclass

@@ -166,7 +166,22 @@ class PagerDutyFake(FakeServer):
         self.route("GET", r"/incidents/(?P<id>[^/]+)/alerts", self._alerts)
         self.route("GET", r"/incidents/(?P<id>[^/]+)/notes", self._notes)
         self.route("POST", r"/incidents/(?P<id>[^/]+)/notes", self._post_note)
+        self._load_sample = sample
         if sample:
+            self.add_incident(
+                *(self._sample(name) for name in ("incident", "log_entries", "alerts", "notes"))
+            )
+
+    def reset(self) -> None:
+        """Back to a fresh fake on the same port: no requests, faults, posted notes or added incidents
+        (the sample again, when it was loaded)."""
+        with self._lock:
+            self.requests.clear()
+        self.faults.clear()
+        with self._data_lock:
+            self.incidents.clear()
+            self.posted_notes.clear()
+        if self._load_sample:
             self.add_incident(
                 *(self._sample(name) for name in ("incident", "log_entries", "alerts", "notes"))
             )

@@ -168,10 +168,22 @@ class Harness:
             )
         )
 
+    def redeliver(self, sent: Sent) -> Sent:
+        """Slack sending the same envelope again (its ack was lost)."""
+        envelope = self.socket.deliveries[sent.envelope_id].envelope
+        extra = {"retry_attempt": 1, "retry_reason": "timeout"} if envelope["type"] == "events_api" else {}
+        self.socket.deliver(envelope["type"], envelope["payload"], envelope_id=sent.envelope_id, **extra)
+        return sent
+
     # -- waiting --------------------------------------------------------------------------------
-    def settle(self, sent: Sent) -> Ack:
-        """The envelope's ack, once every listener it started has finished."""
-        ack = self.socket.wait_for_ack(sent.envelope_id, timeout=DEADLINE)
+    def settle(self, sent: Sent, *, acks: int = 1) -> Ack:
+        """The envelope's `acks`-th ack, once every listener it started has finished."""
+
+        def acked() -> list[Ack]:
+            found = [a for a in list(self.socket.acks) if a.envelope_id == sent.envelope_id]
+            return found if len(found) >= acks else []
+
+        ack = poll(acked, what=f"ack {acks} of {sent.envelope_id}")[acks - 1]
         poll(self.executor.idle, what="listeners finished")
         return ack
 
@@ -323,8 +335,14 @@ def _start(
                 pagerduty=pagerduty,
             )
         finally:
+            # Hang up from the server's side first: the client's blocking read then returns at once
+            # instead of at its 3 s socket timeout, and it must not dial again.
+            handler.client.auto_reconnect_enabled = False
+            socket.drop()
             handler.close()
             executor.shutdown(wait=True)
+            if isinstance(sources.incidents, PagerDutySource):
+                sources.incidents.close()
 
 
 @pytest.fixture
