@@ -5,15 +5,21 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config import Need, Settings, load_settings
+from bot.errors import ConfigError, PostmortemError
 from bot.logs import configure_logging
 from bot.slack.context import BotContext
 from bot.slack.listeners import register
+from bot.sources.slack_client import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +51,59 @@ def run_app() -> int:
     settings.require(Need.SOCKET_MODE, Need.PAGERDUTY, Need.CONFLUENCE)
     configure_logging(settings.log_level)
     bot = build_bot(settings)
-    app = create_app(settings=settings, ctx=bot.ctx, client=bot.client)
-    handler = SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    bot.scheduler.start()
-    handler.connect()
+    with _slack_startup(token="SLACK_BOT_TOKEN", action="check the bot token (auth.test)"):
+        app = create_app(settings=settings, ctx=bot.ctx, client=bot.client)
+    handler = SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value())
+    with _slack_startup(token="SLACK_APP_TOKEN", action="open a Socket Mode connection"):
+        handler.connect()
     log.info("connected to Slack in Socket Mode", extra={"action": "start"})
+    bot.scheduler.start()  # only once connected: a bot that cannot start runs no jobs
     stop.wait()
     log.info("stopping", extra={"action": "stop"})
     bot.scheduler.shutdown(wait=False)
-    handler.close()
+    handler.close()  # listeners still running finish before the process exits (their threads are joined)
+    log.info("stopped", extra={"action": "stop"})
     return 0
+
+
+# Slack's answers to a token it will not take (auth.test for the bot token, apps.connections.open for the app's).
+_REFUSED_TOKEN = {
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "not_allowed_token_type",
+}
+
+
+@contextmanager
+def _slack_startup(*, token: str, action: str) -> Iterator[None]:
+    """Slack's refusals at start-up as one clear line (cli.py prints it), never a traceback.
+
+    A token Slack refuses is a setting to fix (ConfigError: exit code 2); an unreachable Slack is not.
+    """
+    try:
+        yield
+    except BoltError as exc:  # Bolt wraps auth.test's refusal; the SlackApiError is its context
+        cause = exc.__context__
+        if not isinstance(cause, SlackApiError):
+            raise ConfigError(f"The Slack app could not start: {exc}") from exc
+        raise _startup_error(cause, token=token, action=action) from exc
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        raise _startup_error(exc, token=token, action=action) from exc
+
+
+def _startup_error(exc: Exception, *, token: str, action: str) -> PostmortemError:
+    error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+    if error in _REFUSED_TOKEN:
+        hint = (
+            "an app-level token (xapp-…) with the connections:write scope, made under Basic Information"
+            if token == "SLACK_APP_TOKEN"
+            else "the Bot User OAuth Token (xoxb-…) of the installed app"
+        )
+        return ConfigError(f"Slack refused {token} ({error}) while trying to {action}: it must be {hint}.")
+    return slack_error(exc, action=action)

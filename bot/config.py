@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     confluence_title_template: str = "Postmortem: {key} — {title}"
     # Storage
     database_url: str = "sqlite:///postmortem-bot.sqlite3"
+    # Live capture of incident channels: captured messages are deleted this many days after the channel's
+    # postmortem is published or discarded.
+    capture_retention_days: int = Field(default=30, ge=0)
     # Drafting
     timezone: str = "UTC"
     templates_dir: Path | None = None
@@ -203,6 +206,13 @@ class Settings(BaseSettings):
                 raise ValueError("expected KEY=CHANNEL_ID pairs separated by commas, like PD-9876=C07INC9876")
             mapping[key.strip()] = channel.strip()
         return mapping
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.strip().upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.strip().upper()
 
     @field_validator("timezone")
     @classmethod

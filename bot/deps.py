@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,18 +15,22 @@ from slack_sdk import WebClient
 
 from bot.analysis.models import DraftOptions
 from bot.config import Need, Settings
-from bot.jobs.scheduler import build_scheduler, standard_jobs
+from bot.jobs.capture_retention import RETENTION_INTERVAL_SECONDS, purge_once
+from bot.jobs.scheduler import Job, build_scheduler, standard_jobs
 from bot.postmortem import Services
 from bot.publish.confluence import ConfluencePublisher
 from bot.render.options import RenderOptions
 from bot.slack.announcer import SlackAnnouncer
+from bot.slack.capture import LiveCapture
 from bot.slack.context import BotContext, SlackOptions
+from bot.sources.captured import CapturedChatSource
 from bot.sources.gather import GatherOptions, Sources
 from bot.sources.github import GitHubSource
 from bot.sources.pagerduty import PagerDutySource
 from bot.sources.replay import ReplaySource
 from bot.sources.slack_client import build_web_client
 from bot.sources.slack_history import SlackHistorySource
+from bot.store.capture import CaptureRepository
 from bot.store.db import create_store_engine, migrate
 from bot.store.repository import Repository
 
@@ -144,19 +152,66 @@ def slack_options(settings: Settings) -> SlackOptions:
     )
 
 
+CAPTURE_HEARTBEAT_SECONDS = 60.0  # well inside CaptureRepository's grace (3 minutes)
+
+
+def build_stores(settings: Settings) -> tuple[Repository, CaptureRepository]:
+    """The store and its live-capture tables on one engine, migrated to the newest schema."""
+    engine = create_store_engine(settings.database_url)
+    migrate(engine)
+    return Repository(engine), CaptureRepository(engine)
+
+
+def with_capture(sources: Sources, *, capture: CaptureRepository) -> Sources:
+    """The app's sources: Slack history from live capture, the history API only for what it missed.
+    (`python -m bot draft` keeps the plain history path: nothing captures for a one-off command.)"""
+    if not isinstance(sources.chat, SlackHistorySource):
+        return sources
+    chat = CapturedChatSource(live=sources.chat, capture=capture, clock=lambda: datetime.now(UTC))
+    return replace(sources, chat=chat)
+
+
+def replica_id() -> str:
+    """This process among the replicas sharing the store: its capture spans are its own."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def capture_jobs(
+    settings: Settings,
+    *,
+    live: LiveCapture,
+    capture: CaptureRepository,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[Job]:
+    """The capture heartbeat (coverage of quiet channels while connected) and the retention purge."""
+    retention = timedelta(days=settings.capture_retention_days)
+    return [
+        ("capture-heartbeat", live.heartbeat, CAPTURE_HEARTBEAT_SECONDS),
+        (
+            "capture-retention",
+            lambda: purge_once(capture=capture, older_than=retention, now=clock()),
+            RETENTION_INTERVAL_SECONDS,
+        ),
+    ]
+
+
 @dataclass(frozen=True)
 class Bot:
     ctx: BotContext
     client: WebClient
     scheduler: BaseScheduler
+    # Live capture: the app hands it the Socket Mode client's is_connected (watch_connection) once connected.
+    capture: LiveCapture | None = None
 
 
 def build_bot(settings: Settings) -> Bot:
     """Everything `python -m bot run` needs, from validated settings."""
     client = build_web_client_from(settings)
-    sources = build_live_sources(settings)
+    repo, capture = build_stores(settings)
+    sources = with_capture(build_live_sources(settings), capture=capture)
+    live = LiveCapture(store=capture, replica=replica_id(), clock=lambda: datetime.now(UTC))
     ctx = BotContext(
-        services=build_services(settings, repo=build_repository(settings), sources=sources),
+        services=build_services(settings, repo=repo, sources=sources),
         options=slack_options(settings),
     )
     jobs = standard_jobs(
@@ -166,4 +221,5 @@ def build_bot(settings: Settings) -> Bot:
         repo=ctx.services.repo,
         announcer=SlackAnnouncer(ctx, client),
     )
-    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs))
+    jobs += capture_jobs(settings, live=live, capture=capture)
+    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs), capture=live)

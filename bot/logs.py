@@ -15,7 +15,8 @@ from bot.analysis.redaction import RedactingFilter
 
 # LogRecord attributes that are not `extra` fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
-# The libraries kept at WARNING. httpx2 is the PagerDuty client's HTTP library: it logs every request at INFO.
+# The libraries kept at WARNING. httpx2 is the PagerDuty client's HTTP library: it logs every request at INFO;
+# httpcore2, under it, logs response headers at DEBUG.
 LIBRARY_LOGGERS = (
     "slack_sdk",
     "slack_bolt",
@@ -25,6 +26,7 @@ LIBRARY_LOGGERS = (
     "atlassian",
     "pagerduty",
     "httpx2",
+    "httpcore2",
 )
 
 

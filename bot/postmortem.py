@@ -123,7 +123,10 @@ def compile_into(
             progress=progress,
         )
     except PostmortemError as exc:
-        services.repo.fail(draft_id=draft_id, error=str(exc), now=services.clock())
+        current = services.repo.get(draft_id)
+        # Only a draft that has no body yet turns "failed"; a failed regenerate leaves the draft reviewable.
+        if current is None or current.draft is None:
+            services.repo.fail(draft_id=draft_id, error=str(exc), now=services.clock())
         raise
     previous = services.repo.get(draft_id)
     if previous is not None and previous.draft is not None:
@@ -134,8 +137,12 @@ def compile_into(
 
 
 def regenerate(services: Services, *, draft_id: str, progress: Progress = no_progress) -> StoredDraft:
-    """Fetch the sources again; human edits are kept."""
+    """Fetch the sources again; human edits are kept. A discarded draft stays discarded."""
     stored = _require(services, draft_id)
+    if stored.status in (DraftStatus.DISCARDED, DraftStatus.PUBLISHING):
+        raise InputError(
+            f"The draft for {stored.incident_key} cannot be regenerated while it is {stored.status.value}."
+        )
     return compile_into(
         services, draft_id=draft_id, ref=draft_id, channel_id=stored.channel_id or "", progress=progress
     )

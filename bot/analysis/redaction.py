@@ -254,7 +254,7 @@ RULES: tuple[_Rule, ...] = (
     _rule("pgp_private_key", _pem("(?P<label>PGP PRIVATE KEY BLOCK)"), "pgp private key"),
     _rule("ssh_private_key", _pem("(?P<label>OPENSSH PRIVATE KEY)"), "openssh private key"),
     _rule("ssh_private_key", r"(?P<secret>---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----[^-]*+(?:-(?!---)[^-]*+)*+---- END SSH2 ENCRYPTED PRIVATE KEY ----)", "ssh2 encrypted"),
-    _rule("ssh_private_key", r"Private-Lines:[ \t]*\d{1,4}[ \t]*\r?\n(?P<secret>[A-Za-z0-9+/=]{1,128}(?:\r?\n[A-Za-z0-9+/=]{1,128}){0,127})(?![^\r\n])", "private-lines:"),
+    _rule("ssh_private_key", r"Private-Lines:[ \t]*+\d{1,4}(?:[ \t]*+\r?\n|[ \t]++)(?P<secret>[A-Za-z0-9+/=]{1,128}+(?:(?:\r?\n|[ \t]++)[A-Za-z0-9+/=]{1,128}+){0,127})(?=[ \t]*+(?:\r?\n|$)|[ \t]++Private-MAC:)", "private-lines:"),
     _rule("private_key", _pem("(?P<label>(?:[A-Z0-9]{1,12} ){0,2}PRIVATE KEY)"), "private key"),
     _rule("kubeconfig_client_key", r'client-key-data"?[ \t]*:[ \t]*"?(?P<secret>[A-Za-z0-9+/]{16,}+={0,2})', "client-key-data"),
     # Vendor formats with a recognisable prefix.
@@ -315,7 +315,7 @@ RULES: tuple[_Rule, ...] = (
     _rule("card_number", r"(?<![\w.+/\-])(?P<secret>\d{13,19}|\d{4}(?P<s1>[ \-])\d{4}(?P=s1)\d{4}(?P=s1)\d{1,4}(?:(?P=s1)\d{1,3})?|\d{4}(?P<s2>[ \-])\d{6}(?P=s2)\d{4,5})(?![\w+/=]|-\d)", classify=_static("card_number", lambda value: _is_card(re.sub(r"[ \-]", "", value)))),
     # Assignments: .env / shell (DB_PASSWORD=...), YAML and JSON ("password": "..."), prose ("password: hunter2").
     _rule("password_assignment", r"(?:(?<![\w\-])--(?:password|passwd|db-password)[ \t]+|\bmysql(?:dump|admin)?\b[^\n]{0,200}?[ \t]-p|\bsshpass[ \t]+-p[ \t]*)(?P<secret>[^\s\"'`]{1,256}+)", "--pass", "--db-pass", "mysql", "sshpass", classify=_static("password_assignment", _not_placeholder)),
-    _rule("env_assignment", rf"-[ \t]*name:[ \t]*[\"']?(?P<name>[A-Za-z_]\w{{0,63}}+){_NAME_END}[\"']?[ \t]*\r?\n[ \t]*value:[ \t]*{_VALUE}", "value:", groups=_VALUE_GROUPS, classify=_classify_assignment, trim=True),
+    _rule("env_assignment", rf"-[ \t]*name:[ \t]*[\"']?(?P<name>[A-Za-z_]\w{{0,63}}+){_NAME_END}[\"']?[ \t]*+(?:\r?\n[ \t]*+)?value:[ \t]*{_VALUE}", "value:", groups=_VALUE_GROUPS, classify=_classify_assignment, trim=True),
     _rule(
         "env_assignment",
         r"""(?<![\w$.])(?<!\w-)(?:export[ \t]+)?(?P<nq>["']?)(?P<name>[A-Za-z_][\w.\-]{0,63}+)""" + _NAME_END + r"""(?P=nq)[ \t]*(?P<sep>[:=])(?!=)(?:[*_]{1,2})?[ \t]*""" + _VALUE,
@@ -463,6 +463,8 @@ class _Tally:
         )
 
     def message(self, message: ChatMessage) -> ChatMessage:
+        if message.redactions:  # redacted before it was stored (live capture): still counted
+            self.counts.append(dict(message.redactions))
         return message.model_copy(update={"text": self(message.text)})
 
     def incident(self, incident: Incident) -> Incident:

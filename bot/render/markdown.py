@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from bot.render.options import RenderOptions
 from bot.render.text import LinkPart, clean, is_link_url, plain, split_links
 
 TEMPLATE = "postmortem.md.j2"
+# A "<" that could open raw HTML (a tag, a comment, CDATA): Markdown renderers pass raw HTML through, so a
+# quoted "<script>" or "<img onerror=…>" would run where the Markdown is shown. As "&lt;" it reads as "<".
+_HTML_START = re.compile(r"<(?=[A-Za-z/!?])")
+# An "&" that starts an entity reference ("&lt;", "&#60;"): escaped, so typed text reads as typed.
+_ENTITY_START = re.compile(r"&(?=#?[A-Za-z0-9]{1,32};)")
 
 
 def _url(url: str) -> str:
@@ -20,17 +26,21 @@ def _url(url: str) -> str:
     return url.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("|", "%7C")
 
 
+def _text(text: str) -> str:
+    return _HTML_START.sub("&lt;", _ENTITY_START.sub("&amp;", text))
+
+
 def _label(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    return _text(text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]"))
 
 
 def md(text: object, url: str | None = None) -> str:
     """Text with its "[t](url)" links kept as Markdown links (only http(s)/mailto); with `url`, all of it a link."""
     value = clean(str(text))
     if url is not None:
-        return f"[{_label(plain(value))}]({_url(url)})" if is_link_url(url) else value
+        return f"[{_label(plain(value))}]({_url(url)})" if is_link_url(url) else _text(value)
     return "".join(
-        f"[{_label(part.text)}]({_url(part.url)})" if isinstance(part, LinkPart) else part.text
+        f"[{_label(part.text)}]({_url(part.url)})" if isinstance(part, LinkPart) else _text(part.text)
         for part in split_links(value)
     )
 

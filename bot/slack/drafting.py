@@ -36,7 +36,9 @@ def draft_in_channel(
         respond(f"A postmortem draft for {incident.key} already exists{f': {where}' if where else ''}.")
         return
     log.info("drafting", extra={"incident": incident.key, "channel": channel_id, "action": "draft"})
-    progress = ProgressMessage(client, channel_id=channel_id, incident=incident, ts=stored.preview_ts)
+    # Drafting again (after a failure or a discard) reuses the old message, when it is in this channel.
+    reuse = stored.preview_ts if stored.channel_id == channel_id else None
+    progress = ProgressMessage(client, channel_id=channel_id, incident=incident, ts=reuse)
     try:
         ts = progress.post()
     except SlackApiError as exc:

@@ -7,7 +7,7 @@ Errors leave as the project's own, with what to do (see `slack_client.slack_erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -72,7 +72,7 @@ class SlackHistorySource:
         return self.get_channel(best["id"])
 
     def get_history(self, *, channel: Channel, oldest: datetime, latest: datetime) -> ChatHistory:
-        workspace_url, bot_user_id = self._whoami()
+        workspace_url = self._whoami()[0]
         name = channel.name or channel.id
         window = {
             "oldest": datetime_to_slack_ts(oldest),
@@ -120,6 +120,18 @@ class SlackHistorySource:
         if threads:
             self._progress("slack", f"{len(messages)} messages read, {len(threads)} threads")
 
+        return self.describe(channel=channel, messages=messages)
+
+    # -- for sources that hold messages already (live capture, bot/sources/captured.py) ----------------
+    def workspace_url(self) -> str | None:
+        """The workspace's address (https://acme.slack.com/), for permalinks; asked once (auth.test)."""
+        return self._whoami()[0]
+
+    def describe(self, *, channel: Channel, messages: Sequence[ChatMessage]) -> ChatHistory:
+        """A ChatHistory of these messages, ordered, with the names of every author and mention looked up
+        (each once per source object) — what `get_history` returns for the messages it read."""
+        bot_user_id = self._whoami()[1]
+        name = channel.name or channel.id
         user_ids: set[str] = {m.user_id for m in messages if m.user_id}
         channel_ids: set[str] = set()
         for message in messages:

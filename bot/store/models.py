@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -125,3 +125,66 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# -- live capture (revision 0003): the incident channel's messages as their events arrive ------------------
+
+
+class CapturedMessageRow(Base):
+    """One channel message as the latest of its events left it. Text is stored redacted.
+
+    Each part has the Slack ts of the event that set it (`*_version`), so events apply in any order:
+    an older event never overwrites a newer one. A row without `content_version` is a placeholder (a
+    reaction or pin seen before the message itself); a deleted message keeps only its key and `deleted`,
+    so a copy arriving late cannot bring it back.
+    """
+
+    __tablename__ = "captured_messages"
+    __table_args__ = (
+        Index("ix_captured_messages_posted", "channel_id", "posted_at"),
+        Index("ix_captured_messages_thread", "channel_id", "thread_ts"),
+    )
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)
+    posted_at: Mapped[datetime] = mapped_column(UtcDateTime())  # the ts as a time, for windows
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    subtype: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="")
+    redactions: Mapped[str] = mapped_column(Text, default="{}")  # JSON kind -> count, from redacting `text`
+    reply_count: Mapped[int] = mapped_column(Integer, default=0)
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_version: Mapped[str | None] = mapped_column(String(32))
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    pin_version: Mapped[str | None] = mapped_column(String(32))
+    reactions: Mapped[str] = mapped_column(Text, default="{}")  # JSON name -> user -> [present, version]
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    captured_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CaptureChannelRow(Base):
+    """Whether the bot is a member of a channel, as its latest join, leave or message event says."""
+
+    __tablename__ = "capture_channels"
+
+    channel_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[str] = mapped_column(String(32))  # the ts of the event that said so
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CaptureSpanRow(Base):
+    """A stretch during which one replica was connected and the bot a member of the channel: every event
+    of the channel in [started_at, last_seen_at] was captured. Between spans lies what must be read back."""
+
+    __tablename__ = "capture_spans"
+    __table_args__ = (Index("ix_capture_spans_channel", "channel_id", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    replica: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)  # the bot left: nothing extends it

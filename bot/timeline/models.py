@@ -148,6 +148,9 @@ class ChatMessage(Frozen):
     pinned: bool = False
     permalink: str | None = None
     reactions: tuple[str, ...] = ()
+    # Secrets already taken out of `text` before it reached the evidence (a captured message is stored
+    # redacted), kind -> count: the draft's redaction count includes them.
+    redactions: dict[str, int] = Field(default_factory=dict)
 
     @property
     def at(self) -> datetime:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,34 @@ _PROXIES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 def clean_env(settings: Mapping[str, str]) -> dict[str, str]:
     """The runner's environment without any setting of ours (pydantic-settings matches names in any case)
-    or proxy (the Socket Mode client tunnels through one and ignores NO_PROXY), plus `settings`."""
+    or proxy (the Socket Mode client tunnels through one and ignores NO_PROXY), plus `settings`.
+    PYTHONFAULTHANDLER lets `dump_threads` show where a stuck process is."""
     ours = {name.upper() for name in Settings.model_fields} | set(_PROXIES)
     env = {k: v for k, v in os.environ.items() if k.upper() not in ours}
-    return {**env, "PYTHONPATH": str(ROOT), **settings}
+    return {**env, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1", **settings}
+
+
+@dataclass(frozen=True)
+class Exited:
+    code: int
+    stderr: str
+
+
+def run_to_exit(
+    *, env: Mapping[str, str], cwd: Path, args: tuple[str, ...] = (), timeout: float = 60
+) -> Exited:
+    """Run `python -m bot [args]` that is expected to give up at start-up; its exit code and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Exited(done.returncode, done.stderr)
 
 
 class BotProcess:
@@ -101,6 +126,17 @@ class BotProcess:
         if self._process.poll() is None:
             self._process.kill()
         return self._process.wait(15)
+
+    def dump_threads(self) -> None:
+        """SIGABRT: faulthandler (PYTHONFAULTHANDLER) writes every thread's stack to stderr, then it dies."""
+        assert self._process is not None, "not started"
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGABRT)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(10)
 
     def wait_for_disconnect(self, *, timeout: float = 10.0) -> None:
         """The Socket Mode fake saw this process's connection close."""

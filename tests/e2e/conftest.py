@@ -207,46 +207,58 @@ def flavour(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def bot_settings(fakes: Fakes, *, parent_id: str, database_url: str, cloud: bool) -> dict[str, str]:
+    """Every setting `python -m bot run` needs, pointing at the fakes, as an operator would export them."""
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_API_URL": fakes.slack.api_url,
+        "PAGERDUTY_API_TOKEN": fakes.pagerduty.token,
+        "PAGERDUTY_API_URL": fakes.pagerduty.url,
+        "PAGERDUTY_FROM_EMAIL": PD_FROM_EMAIL,
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "GITHUB_API_URL": fakes.github.url,
+        "GITHUB_WEB_URL": "https://github.com",
+        "SERVICE_REPOS": ",".join(f"{s}={r}" for s, r in SAMPLE["service_repos"].items()),
+        "CONFLUENCE_URL": fakes.confluence.cloud_url if cloud else fakes.confluence.dc_url,
+        "CONFLUENCE_USERNAME": fakes.confluence.username,
+        "CONFLUENCE_API_TOKEN": fakes.confluence.api_token,
+        "CONFLUENCE_SPACE_KEY": SPACE,
+        "CONFLUENCE_PARENT_PAGE_ID": parent_id,
+        "CONFLUENCE_CLOUD": "true" if cloud else "false",
+        "CA_BUNDLE": str(fakes.ca_bundle),
+        "DATABASE_URL": database_url,
+        "TIMEZONE": SAMPLE["timezone"],
+        "WATCH_ENABLED": "false",
+        "LOG_LEVEL": "INFO",
+        "HTTP_TIMEOUT_SECONDS": "10",
+        "HTTP_MAX_RETRIES": "2",
+    }
+
+
 @pytest.fixture
 def bot_env(workspace: Workspace, database_url: str, flavour: str) -> dict[str, str]:
-    """Every setting `python -m bot run` needs, pointing at the fakes, as an operator would export them."""
-    f = workspace.fakes
-    cloud = flavour == "cloud"
-    return clean_env(
-        {
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_APP_TOKEN": APP_TOKEN,
-            "SLACK_API_URL": f.slack.api_url,
-            "PAGERDUTY_API_TOKEN": f.pagerduty.token,
-            "PAGERDUTY_API_URL": f.pagerduty.url,
-            "PAGERDUTY_FROM_EMAIL": PD_FROM_EMAIL,
-            "GITHUB_TOKEN": GITHUB_TOKEN,
-            "GITHUB_API_URL": f.github.url,
-            "GITHUB_WEB_URL": "https://github.com",
-            "SERVICE_REPOS": ",".join(f"{s}={r}" for s, r in SAMPLE["service_repos"].items()),
-            "CONFLUENCE_URL": f.confluence.cloud_url if cloud else f.confluence.dc_url,
-            "CONFLUENCE_USERNAME": f.confluence.username,
-            "CONFLUENCE_API_TOKEN": f.confluence.api_token,
-            "CONFLUENCE_SPACE_KEY": SPACE,
-            "CONFLUENCE_PARENT_PAGE_ID": workspace.parent.id,
-            "CONFLUENCE_CLOUD": "true" if cloud else "false",
-            "CA_BUNDLE": str(f.ca_bundle),
-            "DATABASE_URL": database_url,
-            "TIMEZONE": SAMPLE["timezone"],
-            "WATCH_ENABLED": "false",
-            "LOG_LEVEL": "INFO",
-            "HTTP_TIMEOUT_SECONDS": "10",
-            "HTTP_MAX_RETRIES": "2",
-        }
+    """The bot's whole environment: a clean one plus `bot_settings` for this database and flavour."""
+    settings = bot_settings(
+        workspace.fakes, parent_id=workspace.parent.id, database_url=database_url, cloud=flavour == "cloud"
     )
+    return clean_env(settings)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the test item, so a fixture can tell that its test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
 
 
 @pytest.fixture
 def start_bot(
-    bot_env: dict[str, str], workspace: Workspace, tmp_path: Path
+    request: pytest.FixtureRequest, bot_env: dict[str, str], workspace: Workspace, tmp_path: Path
 ) -> Iterator[Callable[..., BotProcess]]:
     """start_bot(*args) -> a connected `python -m bot [args]`; every process still running at the end is
-    stopped (SIGTERM, then SIGKILL)."""
+    stopped (SIGTERM, then SIGKILL). When the test failed, each one's threads and log are printed."""
     started: list[BotProcess] = []
 
     def start(*args: str) -> BotProcess:
@@ -257,7 +269,12 @@ def start_bot(
         return bot.start()
 
     yield start
+    report = getattr(request.node, "report_call", None)
+    failed = report is not None and report.failed
     for bot in started:
+        if failed:
+            bot.dump_threads()
+            print(f"--- {bot.stderr_path.name} ---\n{bot.stderr[-30_000:]}")
         if bot.running():
             bot.stop()
         if bot.connection is not None:

@@ -161,7 +161,7 @@ def assert_stopped_cleanly(bot: BotProcess) -> None:
     assert bot.stop() == 0, bot.stderr
     records = bot.logs()
     events = [r["event"] for r in records]
-    assert "connected to Slack in Socket Mode" in events and events[-1] == "stopping", events
+    assert "connected to Slack in Socket Mode" in events and events[-2:] == ["stopping", "stopped"], events
     errors = [r for r in records if r["level"] in ("error", "critical")]
     assert errors == [], errors
 

@@ -306,6 +306,13 @@ class SlackWebFake(FakeServer):
         with self._data:
             return [copy.deepcopy(r) for r in self.responses if r["id"] == name]
 
+    def message(self, channel_id: str, ts: str) -> dict[str, Any] | None:
+        """A message (top level or reply) as the channel holds it now, after any chat.update."""
+        with self._data:
+            channel = self.channels.get(channel_id)
+            found = channel.find(ts) if channel else None
+            return copy.deepcopy(found) if found else None
+
     # -- the HTTP edge ----------------------------------------------------------------------------
     def rate_limited(self, fault: Fault) -> Response:
         return Response(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)})

@@ -51,6 +51,7 @@ GENERAL, GENERAL_NAME = "C01GENERAL", "general"
 OTHER_INCIDENT, OTHER_INCIDENT_NAME = "C06INC9800", "inc-9800-login-errors"
 ANA, BEN, DEE = "U01ANA", "U02BEN", "U04DEE"
 OUTSIDER = "U05EVE"  # in the workspace, not in the incident channel (but in #general and #inc-9800)
+REVIEWERS = "S07REVIEW"  # a user group: Ben and Eve
 SERVICE_REPOS = {"customer-api": "acme/customer-api", "auth-service": "acme/auth-service"}
 PD_FROM_EMAIL = "ana.lima@acme.example"
 DEADLINE = 20.0
@@ -141,7 +142,6 @@ class Harness:
         channel_id: str = CHANNEL,
         channel_name: str = CHANNEL_NAME,
         value: str | None = None,
-        envelope_id: str | None = None,
     ) -> Sent:
         """Click the button `action_id` of `message` (its own value unless `value` forges one)."""
         button = find_button(message, action_id)
@@ -156,7 +156,7 @@ class Harness:
             response_url=self.slack.response_url(name),
             block_id=button["block_id"],
         )
-        return Sent(self.socket.deliver("interactive", payload, envelope_id=envelope_id), name)
+        return Sent(self.socket.deliver("interactive", payload), name)
 
     def submit(
         self, view: dict[str, Any], *, user_id: str = ANA, changes: dict[str, str] | None = None
@@ -198,10 +198,9 @@ class Harness:
         return stored
 
     def message(self, ts: str, channel_id: str = CHANNEL) -> dict[str, Any]:
-        with self.slack._data:
-            found = self.slack.channels[channel_id].find(ts)
-            assert found is not None, f"no message {ts} in {channel_id}"
-            return dict(found)
+        found = self.slack.message(channel_id, ts)
+        assert found is not None, f"no message {ts} in {channel_id}"
+        return found
 
     def preview(self) -> dict[str, Any]:
         stored = self.stored()
@@ -279,6 +278,7 @@ def _start(
     monkeypatch: pytest.MonkeyPatch,
     *,
     pagerduty: PagerDutyFake | None = None,
+    **settings_extra: Any,
 ) -> Iterator[Harness]:
     # The Socket Mode client tunnels through any proxy in the environment and ignores NO_PROXY.
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
@@ -291,9 +291,11 @@ def _start(
         )
         for channel_id in (GENERAL, OTHER_INCIDENT):
             slack.channels[channel_id].members.extend([OUTSIDER, "U09PMBOT"])
+        slack.add_usergroup(REVIEWERS, [BEN, OUTSIDER])
         parent = confluence.add_page(space_key="PM", title="Postmortems", body="<p>All our postmortems.</p>")
-        extra = {"pagerduty_from_email": PD_FROM_EMAIL} if pagerduty else {}
-        settings = _settings(tmp_path, slack, confluence, parent, **extra)
+        if pagerduty:
+            settings_extra["pagerduty_from_email"] = PD_FROM_EMAIL
+        settings = _settings(tmp_path, slack, confluence, parent, **settings_extra)
         client = build_web_client_from(settings)
         repo = build_repository(settings)
         if pagerduty is None:
@@ -307,6 +309,7 @@ def _start(
                 timeout=5,
                 max_retries=1,
                 from_email=PD_FROM_EMAIL,
+                backoff=0.01,
             )
             sources = Sources(
                 incidents=incidents, deploys=replay.deploys, chat=SlackHistorySource(client=client)
@@ -356,3 +359,9 @@ def live_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ha
     """Sources: PagerDuty (the TLS fake, notes written), Slack history from the Slack fake, GitHub replayed."""
     with PagerDutyFake() as pagerduty:
         yield from _start(tmp_path, monkeypatch, pagerduty=pagerduty)
+
+
+@pytest.fixture
+def reviewers_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """APPROVER_USERGROUP set: Ben and Eve (who is not in the incident channel) review; Ana does not."""
+    yield from _start(tmp_path, monkeypatch, approver_usergroup=REVIEWERS)

@@ -1,4 +1,5 @@
-"""The preview's and the prompt's buttons over Socket Mode: draft, edit, approve, retry, regenerate, discard."""
+"""The prompt's and the preview's buttons over Socket Mode: draft, edit, regenerate, discard, open the page,
+and the reviewer check they share. Approve and Retry are in test_approve.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tests.slack.conftest import (
     ANA,
     BEN,
     CHANNEL,
+    CHANNEL_NAME,
     GENERAL,
     GENERAL_NAME,
     INCIDENT_ID,
@@ -25,52 +27,21 @@ from tests.slack.conftest import (
     all_text,
     block_text,
 )
-from tests.slack.payloads import message_event
+from tests.slack.flows import NEW_SUMMARY, PREVIEW_BUTTONS, approve, edit_summary, ephemeral_reply
+from tests.slack.payloads import block_action, message_event
 
-TITLE = "Postmortem: PD-9876 — High severity API latency spikes in production"
-NEW_SUMMARY = "A pool-size change in customer-api deploy 1003 starved the orders DB client for 63 minutes."
-
-
-def ephemeral_reply(harness: Harness, sent: Sent) -> str:
-    """The text of the one ephemeral reply through the click's response_url."""
-    replies = harness.responses(sent)
-    assert len(replies) == 1, replies
-    assert replies[0]["response_type"] == "ephemeral" and replies[0]["replace_original"] is False
-    return replies[0]["text"]
-
-
-def links_posted(harness: Harness) -> list[dict]:
-    return [p for p in harness.posted_in(CHANNEL) if "The postmortem of PD-9876 was" in p["text"]]
-
-
-def edit_summary(harness: Harness, text: str = NEW_SUMMARY, user_id: str = ANA) -> None:
-    """Open the Edit modal from the preview and save a new summary."""
-    harness.settle(harness.click(ActionId.EDIT, message=harness.preview(), user_id=user_id))
-    view = harness.slack.views[-1]["view"]
-    ack = harness.settle(harness.submit(view, user_id=user_id, changes={"pm_edit_summary": text}))
-    assert ack.payload is None, ack.payload
-
-
-def approve(harness: Harness, user_id: str = ANA) -> Sent:
-    sent = harness.click(ActionId.APPROVE, message=harness.preview(), user_id=user_id)
-    harness.settle(sent)
-    return sent
+EXPIRED = "1721477900.7000000001.expiredtrigger"
 
 
 class TestStartDraft:
     def test_prompt_button_drafts_in_the_channel(self, harness: Harness) -> None:
-        """ "Draft the postmortem" on the resolved prompt compiles the draft and shows its preview."""
+        """The prompt's "Draft the postmortem" button compiles the draft and shows its preview."""
         harness.settle(harness.event(message_event(channel=CHANNEL, text="Incident is resolved, all clear")))
         prompt = harness.posted_in(CHANNEL)[0]
         harness.settle(harness.click(ActionId.START_DRAFT, message=prompt, user_id=BEN))
         stored = harness.stored()
         assert (stored.status.value, stored.requested_by) == ("draft", BEN)
-        assert action_ids(harness.preview()) == [
-            ActionId.APPROVE,
-            ActionId.EDIT,
-            ActionId.REGENERATE,
-            ActionId.DISCARD,
-        ]
+        assert action_ids(harness.preview()) == PREVIEW_BUTTONS
 
     def test_second_click_points_to_the_draft(self, harness: Harness) -> None:
         """Clicking the prompt again after the draft exists answers with its link, drafting nothing new."""
@@ -81,6 +52,28 @@ class TestStartDraft:
         harness.settle(again)
         assert "already exists" in ephemeral_reply(harness, again)
         assert len(harness.posted_in(CHANNEL)) == 2  # the prompt and the one preview
+
+    def test_retry_after_a_failed_draft_drafts_in_the_same_message(self, live_harness: Harness) -> None:
+        """When PagerDuty fails mid-draft, the message offers Retry; Retry drafts into that same message."""
+        harness = live_harness
+        assert harness.pagerduty is not None
+        harness.pagerduty.faults.add(
+            Fault("5xx", times=None, status=503, path=rf"^/incidents/{INCIDENT_ID}$")
+        )
+        sent = harness.command("PD-9876")
+        harness.settle(sent)
+        assert "Could not draft PD-9876" in ephemeral_reply(harness, sent)
+        assert harness.stored().status.value == "failed"
+        [failed] = harness.posted_in(CHANNEL)
+        failed = harness.message(failed["ts"])
+        assert "Could not draft PD-9876" in all_text(failed) and action_ids(failed) == [ActionId.START_DRAFT]
+
+        harness.pagerduty.faults.clear()
+        harness.settle(harness.click(ActionId.START_DRAFT, message=failed))
+        stored = harness.stored()
+        assert (stored.status.value, stored.preview_ts) == ("draft", failed["ts"])
+        assert len(harness.posted_in(CHANNEL)) == 1
+        assert action_ids(harness.preview()) == PREVIEW_BUTTONS
 
 
 class TestEdit:
@@ -109,118 +102,23 @@ class TestEdit:
         summary = next(b for b in view["blocks"] if b.get("block_id") == "pm_edit_summary")
         assert summary["element"]["initial_value"] == NEW_SUMMARY
 
-
-class TestApprove:
-    def test_publishes_one_page_with_labels_and_chart(self, harness: Harness) -> None:
-        """Approve writes one Confluence page under the parent, labelled, with the timeline chart attached."""
-        harness.drafted()
-        approve(harness)
-        [page] = [p for p in harness.confluence.pages.values() if p.id != harness.parent.id]
-        assert (page.title, page.parent_id, page.space_key) == (TITLE, harness.parent.id, "PM")
-        assert {"postmortem", "sev-1", "customer-api", "auth-service"} <= set(page.labels)
-        chart = page.attachments["PD-9876-timeline.png"]
-        assert chart.mime == "image/png" and chart.data.startswith(b"\x89PNG\r\n\x1a\n")
-
-    def test_posts_the_link_and_marks_the_preview_published(self, harness: Harness) -> None:
-        """The channel gets the page's link once; the preview says who published it and offers the page."""
-        harness.drafted()
-        approve(harness)
-        stored = harness.stored()
-        assert stored.status.value == "published" and stored.published_by == ANA
-        [link] = links_posted(harness)
-        assert stored.page_url in link["text"] and f"<@{ANA}>" in link["text"]
-        preview = harness.preview()
-        assert f"Published by <@{ANA}>" in block_text(preview, BlockId.STATUS)
-        assert ActionId.OPEN_PAGE in action_ids(preview)
-        assert ActionId.DISCARD not in action_ids(preview)
-
-    def test_preview_says_publishing_while_it_publishes(self, harness: Harness) -> None:
-        """Before Confluence answers, the preview already shows "Publishing…" without buttons."""
-        harness.drafted()
-        approve(harness)
-        ts = harness.stored().preview_ts
-        statuses = [u for u in harness.slack.updated if u["ts"] == ts]
-        publishing = [u for u in statuses if "Publishing to Confluence" in all_text(u)]
-        assert publishing and action_ids(publishing[0]) == []
-
-    def test_approving_twice_publishes_once(self, harness: Harness) -> None:
-        """A second Approve with nothing changed publishes nothing and says so."""
-        harness.drafted()
-        approve(harness)
-        second = approve(harness, user_id=BEN)
-        assert "already published" in ephemeral_reply(harness, second)
-        assert len(harness.confluence.pages) == 2  # the parent and the postmortem
-        assert len(links_posted(harness)) == 1
-
-    def test_double_click_publishes_once(self, harness: Harness) -> None:
-        """Two clicks arriving together (two people, or one impatient one) make one page and one link."""
+    def test_expired_trigger_is_explained(self, harness: Harness) -> None:
+        """When Slack will not open the modal (the click's trigger expired), the person is told to click again."""
         preview = harness.drafted()
-        first = harness.click(ActionId.APPROVE, message=preview)
-        second = harness.click(ActionId.APPROVE, message=preview, user_id=BEN)
-        harness.settle(first)
-        harness.settle(second)
-        assert len(harness.confluence.pages) == 2
-        assert len(harness.confluence.requests_to(r"/wiki/api/v2/pages$", "POST")) == 1
-        assert len(links_posted(harness)) == 1
-
-    def test_redelivered_envelope_publishes_once(self, harness: Harness) -> None:
-        """Slack redelivering the same Approve envelope does not publish a second time."""
-        harness.drafted()
-        sent = approve(harness)
-        harness.settle(harness.redeliver(sent), acks=2)
-        assert len(harness.confluence.pages) == 2
-        assert len(harness.confluence.requests_to(r"/wiki/api/v2/pages$", "POST")) == 1
-        assert len(links_posted(harness)) == 1
-
-    def test_approve_after_an_edit_updates_the_same_page(self, harness: Harness) -> None:
-        """An edit after publishing, approved again, becomes version 2 of the same page."""
-        harness.drafted()
-        approve(harness)
-        page_id = harness.stored().page_id
-        edit_summary(harness)
-        approve(harness)
-        page = harness.confluence.pages[page_id]
-        assert page.version == 2 and NEW_SUMMARY.split(" for ")[0] in page.body
-        assert len(harness.confluence.pages) == 2
-        assert "was updated by" in links_posted(harness)[-1]["text"]
-
-    def test_confluence_down_shows_the_failure_and_retry_publishes(self, harness: Harness) -> None:
-        """With Confluence failing, the preview shows the error and a Retry button; Retry then publishes."""
-        harness.drafted()
-        harness.confluence.faults.add(Fault("5xx", times=None, status=503))
-        sent = approve(harness)
-        assert "Publishing PD-9876 failed" in ephemeral_reply(harness, sent)
-        stored = harness.stored()
-        assert stored.status.value == "failed" and stored.error
-        failed = harness.preview()
-        assert "Publishing failed" in block_text(failed, BlockId.STATUS)
-        assert ActionId.RETRY_PUBLISH in action_ids(failed)
-        assert [p for p in harness.confluence.pages.values() if p.id != harness.parent.id] == []
-
-        harness.confluence.faults.clear()
-        harness.settle(harness.click(ActionId.RETRY_PUBLISH, message=failed))
-        assert harness.stored().status.value == "published"
-        assert len(harness.confluence.pages_titled(TITLE)) == 1
-        assert len(links_posted(harness)) == 1
-
-    def test_unknown_draft_is_explained(self, harness: Harness) -> None:
-        """A button naming a draft the store does not have answers that it no longer exists."""
-        preview = harness.drafted()
-        sent = harness.click(ActionId.APPROVE, message=preview, value="Q0GONE00000000")
+        harness.slack.expired_trigger_ids.add(EXPIRED)
+        payload = block_action(
+            action_id=ActionId.EDIT,
+            value=INCIDENT_ID,
+            user_id=ANA,
+            channel_id=CHANNEL,
+            channel_name=CHANNEL_NAME,
+            message=preview,
+            response_url=harness.slack.response_url("expired"),
+        )
+        sent = Sent(harness.socket.deliver("interactive", payload | {"trigger_id": EXPIRED}), "expired")
         harness.settle(sent)
-        assert "no longer exists" in ephemeral_reply(harness, sent)
-        assert len(harness.confluence.pages) == 1
-
-    def test_notes_the_page_on_the_pagerduty_incident_once(self, live_harness: Harness) -> None:
-        """Against PagerDuty, publishing adds one note with the page link; an update adds none."""
-        harness = live_harness
-        harness.drafted()
-        approve(harness)
-        edit_summary(harness)
-        approve(harness)
-        assert harness.pagerduty is not None
-        [note] = harness.pagerduty.posted_notes
-        assert note["incident_id"] == INCIDENT_ID and harness.stored().page_url in note["content"]
+        assert "Edit again" in ephemeral_reply(harness, sent)
+        assert harness.slack.views == []
 
 
 class TestRegenerate:
@@ -237,7 +135,7 @@ class TestRegenerate:
         assert any(
             NEW_SUMMARY.split(" for ")[0] in (b.get("text") or {}).get("text", "") for b in preview["blocks"]
         )
-        assert action_ids(preview) == [ActionId.APPROVE, ActionId.EDIT, ActionId.REGENERATE, ActionId.DISCARD]
+        assert action_ids(preview) == PREVIEW_BUTTONS
 
     def test_shows_progress_in_the_preview_message(self, harness: Harness) -> None:
         """While regenerating, the same message shows the sources' progress, then the preview again."""
@@ -249,6 +147,32 @@ class TestRegenerate:
         assert updates[0]["text"].startswith("Drafting the postmortem")
         assert "PD-9876" in block_text(updates[-1], BlockId.HEADER)
         assert len(harness.posted_in(CHANNEL)) == 1
+
+    def test_sources_down_keep_the_draft_as_it_was(self, live_harness: Harness) -> None:
+        """With PagerDuty failing, Regenerate says so and the draft and its preview stay reviewable."""
+        harness = live_harness
+        harness.drafted()
+        before = harness.stored()
+        assert harness.pagerduty is not None
+        harness.pagerduty.faults.add(Fault("5xx", times=None, status=503))
+        sent = harness.click(ActionId.REGENERATE, message=harness.preview())
+        harness.settle(sent)
+        assert "Regenerating PD-9876 failed" in ephemeral_reply(harness, sent)
+        after = harness.stored()
+        assert (after.status.value, after.body_version, after.error) == ("draft", before.body_version, None)
+        preview = harness.preview()
+        assert action_ids(preview) == PREVIEW_BUTTONS
+        assert "failed" not in block_text(preview, BlockId.STATUS)
+
+    def test_stale_button_on_a_discarded_draft_is_refused(self, harness: Harness) -> None:
+        """Regenerate from before a discard does not bring the draft back."""
+        preview = harness.drafted()
+        harness.settle(harness.click(ActionId.DISCARD, message=preview))
+        sent = harness.click(ActionId.REGENERATE, message=preview)
+        harness.settle(sent)
+        assert "discarded" in ephemeral_reply(harness, sent)
+        assert harness.stored().status.value == "discarded"
+        assert "Discarded" in block_text(harness.preview(), BlockId.STATUS)
 
 
 class TestDiscard:
@@ -278,7 +202,7 @@ class TestDiscard:
 
 class TestOpenPage:
     def test_link_button_click_is_acked(self, harness: Harness) -> None:
-        """ "Open the page" is a link; its click is acked and changes nothing."""
+        """The "Open the page" link button's click is acked and changes nothing."""
         harness.drafted()
         approve(harness)
         posted, updated = len(harness.slack.posted), len(harness.slack.updated)
@@ -353,3 +277,15 @@ class TestLoadForReview:
         assert "Only approvers" in ephemeral_reply(harness, sent)
         assert harness.stored().status.value == "draft" and len(harness.confluence.pages) == 1
         assert any(r.getMessage() == "refused: not an approver" for r in caplog.records)
+
+    def test_usergroup_replaces_channel_membership(self, reviewers_harness: Harness) -> None:
+        """With APPROVER_USERGROUP, a channel member outside the group is refused and a group member is not."""
+        harness = reviewers_harness
+        preview = harness.drafted()
+        refused = harness.click(ActionId.APPROVE, message=preview, user_id=ANA)
+        harness.settle(refused)
+        assert "Only approvers" in ephemeral_reply(harness, refused)
+        assert harness.stored().status.value == "draft"
+        harness.settle(harness.click(ActionId.APPROVE, message=preview, user_id=OUTSIDER))
+        stored = harness.stored()
+        assert (stored.status.value, stored.published_by) == ("published", OUTSIDER)

@@ -16,8 +16,9 @@ from tests.slack.conftest import (
     all_text,
     block_text,
 )
+from tests.slack.flows import PREVIEW_BUTTONS
 
-PREVIEW_BUTTONS = [ActionId.APPROVE, ActionId.EDIT, ActionId.REGENERATE, ActionId.DISCARD]
+PRIVATE = "C07WAR9876"  # a private incident channel
 
 
 def only_ephemeral(harness: Harness, sent) -> dict:  # noqa: ANN001 - Sent
@@ -119,3 +120,33 @@ class TestPostmortemCommand:
         assert f"/archives/{CHANNEL}/p{ts.replace('.', '')}" in reply
         assert len(harness.posted_in(CHANNEL)) == 1
         assert harness.stored().body_version == version
+
+    def test_plain_command_in_a_private_incident_channel_reads_its_name(self, harness: Harness) -> None:
+        """Slack calls a private channel "privategroup" in the command; its real name still finds the incident."""
+        harness.slack.add_channel(
+            {
+                "id": PRIVATE,
+                "name": "inc-9876-war-room",
+                "is_private": True,
+                "is_channel": False,
+                "is_group": True,
+            },
+            members=["U01ANA", "U09PMBOT"],
+        )
+        harness.settle(harness.command("", channel_id=PRIVATE, channel_name="privategroup"))
+        stored = harness.stored()
+        assert (stored.incident_key, stored.channel_id) == ("PD-9876", PRIVATE)
+        assert action_ids(harness.preview()) == PREVIEW_BUTTONS
+
+    def test_discarded_draft_is_drafted_again_in_another_channel(self, harness: Harness) -> None:
+        """After a discard, /postmortem elsewhere drafts anew there, in a new message of that channel."""
+        preview = harness.drafted()
+        harness.settle(harness.click(ActionId.DISCARD, message=preview))
+        sent = harness.command("PD-9876", channel_id=GENERAL, channel_name=GENERAL_NAME)
+        harness.settle(sent)
+        assert harness.responses(sent) == []
+        stored = harness.stored()
+        assert (stored.status.value, stored.channel_id) == ("draft", GENERAL)
+        [posted] = harness.posted_in(GENERAL)
+        assert stored.preview_ts == posted["ts"]
+        assert action_ids(harness.preview()) == PREVIEW_BUTTONS

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from bot.ids import ActionId
+from tests.fakes.http import Fault
 from tests.slack.conftest import (
     CHANNEL,
     GENERAL,
@@ -67,7 +68,7 @@ class TestResolvedPrompt:
         ("text", "fields"),
         [
             pytest.param("is it resolved?", {}, id="question"),
-            pytest.param("not resolved yet, still seeing 5xx", {}, id="negation"),
+            pytest.param("not resolved yet", {}, id="negation"),
             pytest.param(
                 RESOLVED, {"thread_ts": "1721472600.000400", "parent_user_id": "U02BEN"}, id="thread-reply"
             ),
@@ -164,3 +165,20 @@ class TestManifestEvents:
         sent = harness.event(event_for(subscription))
         ack = harness.settle(sent)
         assert ack.envelope_id == sent.envelope_id
+
+
+class TestChannelLookup:
+    def test_channel_name_is_read_once(self, harness: Harness) -> None:
+        """Resolved-sounding messages in one channel ask Slack for its name once."""
+        say(harness, channel=GENERAL)
+        say(harness, "all clear here too", channel=GENERAL, user="U02BEN")
+        assert len(harness.slack.requests_to(r"/api/conversations\.info$")) == 1
+
+    def test_failed_lookup_is_tried_again(self, harness: Harness) -> None:
+        """A channel lookup that failed (Slack down) does not silence the channel for good."""
+        harness.slack.faults.add(Fault("5xx", times=None, status=503, path=r"conversations\.info"))
+        say(harness)
+        assert prompts(harness) == []
+        harness.slack.faults.clear()
+        say(harness, "All clear, incident is resolved.", user="U02BEN")
+        assert len(prompts(harness)) == 1

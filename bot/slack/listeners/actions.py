@@ -10,6 +10,7 @@ import logging
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.errors import PostmortemError
 from bot.ids import ActionId
@@ -110,15 +111,23 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
         if stored.status in (DraftStatus.DISCARDED, DraftStatus.PUBLISHING):
             _ephemeral(respond)(f"The draft is {stored.status.value}; it cannot be edited now.")
             return
-        client.views_open(
-            trigger_id=body["trigger_id"], view=render_edit_modal(stored.draft, draft_id=stored.id)
-        )
+        try:
+            client.views_open(
+                trigger_id=body["trigger_id"], view=render_edit_modal(stored.draft, draft_id=stored.id)
+            )
+        except SlackApiError as exc:  # e.g. expired_trigger_id: the click is 3 s old by now
+            error = exc.response.get("error")
+            log.warning("edit modal not opened", extra={"incident": stored.incident_key, "error": error})
+            _ephemeral(respond)(f"Slack did not open the editor ({error}). Click Edit again.")
 
     @app.action(ActionId.REGENERATE)
     def regenerate_draft(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         stored = load_for_review(ctx, client, body, respond, "regenerate")
         if stored is None or stored.draft is None:
+            return
+        if stored.status in (DraftStatus.DISCARDED, DraftStatus.PUBLISHING):
+            _ephemeral(respond)(f"The draft is {stored.status.value}; it cannot be regenerated now.")
             return
         progress = ProgressMessage(
             client, channel_id=stored.channel_id, incident=stored.draft.incident, ts=stored.preview_ts

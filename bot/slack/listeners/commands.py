@@ -6,6 +6,7 @@ import logging
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.errors import InputError
 from bot.slack.channels import incident_number_from_channel
@@ -38,6 +39,20 @@ def parse_command(text: str, *, channel_name: str | None) -> str:
     return number
 
 
+def channel_name(client: WebClient, command: dict) -> str | None:
+    """The channel's name. A command from a private channel says "privategroup" there: ask Slack instead."""
+    name = command.get("channel_name")
+    if name and name != "privategroup":
+        return name
+    try:
+        return client.conversations_info(channel=command["channel_id"])["channel"].get("name")
+    except SlackApiError as exc:
+        log.warning(
+            "channel lookup failed", extra={"channel": command["channel_id"], "error": exc.response["error"]}
+        )
+        return None
+
+
 def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
     @app.command("/postmortem")
     def postmortem_command(ack: Ack, command: dict, client: WebClient, respond: Respond) -> None:
@@ -47,7 +62,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
             respond(text=USAGE, response_type="ephemeral")
             return
         try:
-            ref = parse_command(text, channel_name=command.get("channel_name"))
+            ref = parse_command(text, channel_name=None if text else channel_name(client, command))
         except InputError as exc:
             respond(text=f"{exc}\n\n{USAGE}", response_type="ephemeral")
             return

@@ -19,10 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
+    # Keyed by the channel id alone: Bolt hands every request a new WebClient. A failed read raises, so
+    # it is not cached and the next message asks again.
     @lru_cache(maxsize=1024)
-    def channel_name(client: WebClient, channel_id: str) -> str | None:
+    def read_name(channel_id: str) -> str | None:
+        return app.client.conversations_info(channel=channel_id)["channel"].get("name")
+
+    def channel_name(channel_id: str) -> str | None:
         try:
-            return client.conversations_info(channel=channel_id)["channel"].get("name")
+            return read_name(channel_id)
         except SlackApiError as exc:
             log.warning(
                 "channel lookup failed", extra={"channel": channel_id, "error": exc.response["error"]}
@@ -34,7 +39,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
         if not says_resolved(event, phrases=ctx.options.resolved_phrases):
             return
         channel_id = event.get("channel")
-        name = channel_name(client, channel_id) if channel_id else None
+        name = channel_name(channel_id) if channel_id else None
         if not is_incident_channel(name, ctx.options.incident_channel_patterns):
             return
         number = incident_number_from_channel(name)

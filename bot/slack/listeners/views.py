@@ -11,7 +11,6 @@ from bot.analysis.models import EditableSection
 from bot.errors import PostmortemError
 from bot.ids import EDIT_INPUT_ACTION, BlockId, CallbackId
 from bot.postmortem import edit_draft, validate_edits
-from bot.render.blockkit import render_edit_modal
 from bot.slack.authz import log_refusal, may_review
 from bot.slack.context import BotContext
 from bot.slack.preview import show_preview
@@ -60,7 +59,8 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
                 errors={first_block: f"Only approvers of {stored.incident_key} may edit it."},
             )
             return
-        initial = initial_sections(render_edit_modal(stored.draft, draft_id=draft_id))
+        # Compared with what this modal showed, not the draft now: a section someone else saved since stays theirs.
+        initial = initial_sections(view)
         changes = {
             s: text
             for s, text in submitted_sections(view).items()
@@ -73,16 +73,18 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
                 errors={f"{BlockId.EDIT_PREFIX}{s.value}": m for s, m in errors.items()},
             )
             return
-        ack()
         if not changes:
+            ack()
             return
         try:
             updated = edit_draft(services, draft_id=draft_id, user_id=user_id, changes=changes)
         except PostmortemError as exc:
-            client.chat_postEphemeral(
-                channel=stored.channel_id, user=user_id, text=f"Your edit was not saved: {exc}"
-            )
+            # In the modal, which stays open with the text: an ephemeral message cannot reach a reviewer
+            # outside the channel (user_not_in_channel).
+            block = f"{BlockId.EDIT_PREFIX}{next(iter(changes)).value}"
+            ack(response_action="errors", errors={block: f"Not saved: {exc}"})
             return
+        ack()
         log.info(
             "edited",
             extra={
