@@ -19,6 +19,7 @@ from bot.render.blockkit import render_edit_modal
 from bot.slack.authz import log_refusal, may_review
 from bot.slack.context import BotContext
 from bot.slack.drafting import draft_in_channel
+from bot.slack.guard import guarded
 from bot.slack.preview import ProgressMessage, show_preview
 from bot.store.models import DraftStatus
 from bot.store.repository import StoredDraft
@@ -53,6 +54,7 @@ def load_for_review(
 def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
     services = ctx.services
 
+    @guarded("approve")
     def approve(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         stored = load_for_review(ctx, client, body, respond, "approve")
@@ -103,6 +105,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
     app.action(ActionId.RETRY_PUBLISH)(approve)
 
     @app.action(ActionId.EDIT)
+    @guarded("edit")
     def edit(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         stored = load_for_review(ctx, client, body, respond, "edit")
@@ -121,6 +124,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
             _ephemeral(respond)(f"Slack did not open the editor ({error}). Click Edit again.")
 
     @app.action(ActionId.REGENERATE)
+    @guarded("regenerate")
     def regenerate_draft(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         stored = load_for_review(ctx, client, body, respond, "regenerate")
@@ -141,6 +145,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
         show_preview(client, updated, options=services.render_options)
 
     @app.action(ActionId.DISCARD)
+    @guarded("discard")
     def discard_draft(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         stored = load_for_review(ctx, client, body, respond, "discard")
@@ -158,6 +163,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
         show_preview(client, services.repo.get(stored.id), options=services.render_options)
 
     @app.action(ActionId.START_DRAFT)
+    @guarded("start a draft")
     def start_draft(ack: Ack, body: dict, client: WebClient, respond: Respond) -> None:
         ack()
         draft_in_channel(

@@ -12,6 +12,7 @@ from bot.errors import InputError
 from bot.slack.channels import incident_number_from_channel
 from bot.slack.context import BotContext
 from bot.slack.drafting import draft_in_channel
+from bot.slack.guard import guarded
 from bot.sources.pagerduty_mapping import parse_incident_ref
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def channel_name(client: WebClient, command: dict) -> str | None:
 
 def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
     @app.command("/postmortem")
+    @guarded("/postmortem")
     def postmortem_command(ack: Ack, command: dict, client: WebClient, respond: Respond) -> None:
         ack()
         text = (command.get("text") or "").strip()

@@ -13,6 +13,7 @@ from bot.ids import EDIT_INPUT_ACTION, BlockId, CallbackId
 from bot.postmortem import edit_draft, validate_edits
 from bot.slack.authz import log_refusal, may_review
 from bot.slack.context import BotContext
+from bot.slack.guard import guarded
 from bot.slack.preview import show_preview
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
     services = ctx.services
 
     @app.view(CallbackId.EDIT_MODAL)
+    @guarded("edit")
     def edit_submitted(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         draft_id = view.get("private_metadata") or ""
         user_id = body["user"]["id"]
