@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     approvers: CommaList = ()  # Slack user ids; empty: members of the incident channel
     approver_usergroup: str | None = None  # a Slack user group id (S0...)
     log_level: str = "INFO"
+    # Drafting or publishing unfinished this long is taken to be cut off by a dead process: shown as failed, with Retry.
+    stale_work_seconds: int = Field(default=600, ge=1)
     # The PagerDuty watcher (bot/jobs/watcher.py) and the draft reminders (bot/jobs/reminders.py)
     watch_enabled: bool = True
     watch_interval_seconds: int = Field(default=60, ge=5)

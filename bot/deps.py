@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot.analysis.models import DraftOptions
 from bot.config import Need, Settings
 from bot.jobs.capture_retention import RETENTION_INTERVAL_SECONDS, purge_once
+from bot.jobs.recovery import RECOVERY_INTERVAL_SECONDS, recover_once
 from bot.jobs.scheduler import Job, build_scheduler, standard_jobs
 from bot.postmortem import Services
 from bot.publish.confluence import ConfluencePublisher
@@ -140,6 +141,7 @@ def build_services(settings: Settings, *, repo: Repository, sources: Sources) ->
         else None,
         clock=lambda: datetime.now(UTC),
         title_template=settings.confluence_title_template,
+        stale_publish_after=timedelta(seconds=settings.stale_work_seconds),
     )
 
 
@@ -213,13 +215,28 @@ def build_bot(settings: Settings) -> Bot:
     ctx = BotContext(
         services=build_services(settings, repo=repo, sources=sources),
         options=slack_options(settings),
+        capture=live,
     )
-    jobs = standard_jobs(
-        settings=settings,
-        incidents=sources.incidents,
-        chat=sources.chat,
-        repo=ctx.services.repo,
-        announcer=SlackAnnouncer(ctx, client),
-    )
+    announcer = SlackAnnouncer(ctx, client)
+    services = ctx.services
+    jobs = [
+        (
+            "recover-unfinished-work",
+            lambda: recover_once(
+                repo=services.repo,
+                refresher=announcer,
+                now=services.clock(),
+                stale_after=services.stale_publish_after,
+            ),
+            RECOVERY_INTERVAL_SECONDS,
+        ),
+        *standard_jobs(
+            settings=settings,
+            incidents=sources.incidents,
+            chat=sources.chat,
+            repo=services.repo,
+            announcer=announcer,
+        ),
+    ]
     jobs += capture_jobs(settings, live=live, capture=capture)
     return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs), capture=live)

@@ -55,6 +55,12 @@ class EditRecord:
     at: datetime
 
 
+STOPPED_PUBLISHING = (
+    "The bot stopped while publishing this postmortem. Press Retry: the page is found by its title, "
+    "so no second page is made."
+)
+STOPPED_DRAFTING = "The bot stopped while drafting this postmortem. Press Retry to draft it again."
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -264,15 +270,37 @@ class Repository:
             row.error = error
             row.updated_at = now
 
-    def stuck_publications(self, *, now: datetime, stale_after: timedelta) -> list[StoredDraft]:
-        """Publications left 'publishing' by a process that died: shown, then retried or offered a Retry."""
+    def release_stale_work(self, *, now: datetime, stale_after: timedelta) -> list[StoredDraft]:
+        """Drafting or publishing left unfinished by a process that died (older than `stale_after`) becomes
+        failed, with an error that says so, so its preview can offer Retry. Each row is re-checked under its
+        lock, so a replica that just took the work over is never interrupted."""
+        cutoff = now - stale_after
+        stale_publishing = (DraftRow.status == DraftStatus.PUBLISHING) & (
+            DraftRow.publish_started_at < cutoff
+        )
+        stale_drafting = (DraftRow.status == DraftStatus.DRAFTING) & (DraftRow.updated_at < cutoff)
         with self._session() as session:
-            rows = session.scalars(
-                select(DraftRow).where(
-                    DraftRow.status == DraftStatus.PUBLISHING, DraftRow.publish_started_at < now - stale_after
-                )
+            candidates = list(
+                session.scalars(select(DraftRow.id).where(or_(stale_publishing, stale_drafting)))
             )
-            return [_stored(r) for r in rows]
+        released: list[StoredDraft] = []
+        for draft_id in candidates:
+            with self._session() as session:
+                row = session.get(DraftRow, draft_id, with_for_update=True)
+                if row is None:
+                    continue
+                if row.status == DraftStatus.PUBLISHING and row.publish_started_at < cutoff:
+                    row.status = DraftStatus.PUBLISHED if row.page_id else DraftStatus.FAILED
+                    row.error = STOPPED_PUBLISHING
+                elif row.status == DraftStatus.DRAFTING and row.updated_at < cutoff:
+                    row.status = DraftStatus.FAILED
+                    row.error = STOPPED_DRAFTING
+                else:
+                    continue
+                row.updated_at = now
+                session.flush()
+                released.append(_stored(row))
+        return released
 
     # -- prompts, claims, cursors ---------------------------------------------------------------
     def claim_prompt(self, *, incident_id: str, channel_id: str | None, trigger: str, now: datetime) -> bool:

@@ -134,15 +134,26 @@ class TestPublication:
         assert repo.claim_publish(draft_id="Q1", user_id="U1", now=NOW, stale_after=STALE)
 
     def test_a_stale_publication_can_be_taken_over(self, repo: Repository) -> None:
-        """A publication left by a crashed process is listed and may be claimed again after the stale delay."""
+        """A publication left by a crashed process may be claimed again after the stale delay."""
         drafted(repo)
         assert repo.claim_publish(draft_id="Q1", user_id="U1", now=NOW, stale_after=STALE)
         assert not repo.claim_publish(
             draft_id="Q1", user_id="U2", now=NOW + timedelta(minutes=1), stale_after=STALE
         )
         later = NOW + timedelta(minutes=11)
-        assert [d.id for d in repo.stuck_publications(now=later, stale_after=STALE)] == ["Q1"]
         assert repo.claim_publish(draft_id="Q1", user_id="U2", now=later, stale_after=STALE)
+
+    def test_stale_work_is_released_as_failed_with_a_reason(self, repo: Repository) -> None:
+        """Publishing and drafting left by a dead process become failed with an error naming what stopped."""
+        drafted(repo)
+        repo.claim_publish(draft_id="Q1", user_id="U1", now=NOW, stale_after=STALE)
+        repo.start_draft(draft_id="Q2", incident_key="PD-2", channel_id="C1", requested_by="U1", now=NOW)
+        assert repo.release_stale_work(now=NOW + timedelta(minutes=5), stale_after=STALE) == []
+        released = repo.release_stale_work(now=NOW + timedelta(minutes=11), stale_after=STALE)
+        assert sorted((d.id, d.status.value) for d in released) == [("Q1", "failed"), ("Q2", "failed")]
+        assert "stopped while publishing" in repo.get("Q1").error
+        assert "stopped while drafting" in repo.get("Q2").error
+        assert repo.release_stale_work(now=NOW + timedelta(minutes=12), stale_after=STALE) == []
 
     def test_a_failed_publication_keeps_the_body_and_the_error(self, repo: Repository) -> None:
         """Confluence refusing leaves the draft intact, failed, with the reason, and claimable for Retry."""
