@@ -77,6 +77,7 @@ _REFUSED_TOKEN = {
     "token_revoked",
     "token_expired",
     "not_allowed_token_type",
+    "no_permission",
 }
 
 
