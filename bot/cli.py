@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.analysis.models import Draft, DraftOptions
+from bot.analysis.models import Draft, DraftOptions, draft_json
 from bot.config import load_settings
 from bot.errors import ConfigError, IncidentNotFound, InputError, PostmortemError
 from bot.render.blockkit import render_blockkit
@@ -103,7 +103,7 @@ def render(draft: Draft, fmt: str, options: RenderOptions) -> str:
         return render_confluence(draft, options=options)
     if fmt == "blocks":
         return json.dumps({"blocks": render_blockkit(draft, options=options)}, indent=2, ensure_ascii=False)
-    return draft.model_dump_json(indent=2)
+    return draft_json(draft, indent=2)
 
 
 def run_demo(args: argparse.Namespace) -> int:

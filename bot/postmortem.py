@@ -16,6 +16,7 @@ from typing import Protocol
 
 from bot.analysis.draft import apply_edit, compile_draft, keep_edits
 from bot.analysis.models import Draft, DraftOptions, EditableSection
+from bot.analysis.redaction import merge_counts, redact_text
 from bot.errors import InputError, PostmortemError, PublishError
 from bot.publish.confluence import Attachment, PublishedPage
 from bot.render.chart import chart_filename, render_timeline_chart
@@ -182,11 +183,16 @@ def edit_draft(
         )
     assert stored.draft is not None
     draft, now, changed = stored.draft, services.clock(), False
-    for section, text in changes.items():
+    for section, typed in changes.items():
+        # What people type goes to the wiki too: it is redacted like everything the sources gave.
+        redacted = redact_text(typed)
+        text = redacted.text
         current = draft.edits.get(section)
         if (text.strip() or None) == (current.strip() if current else None):
             continue
         draft = apply_edit(draft, section=section, text=text)
+        if redacted.counts:
+            draft = draft.model_copy(update={"redactions": merge_counts(draft.redactions, redacted.counts)})
         services.repo.record_edit(
             draft_id=draft_id, section=section.value, text=text, user_id=user_id, at=now
         )

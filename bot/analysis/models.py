@@ -7,9 +7,12 @@ the computed one.
 
 from __future__ import annotations
 
+import json
+import re
 from enum import StrEnum
 
 from pydantic import AwareDatetime, Field
+from pydantic_core import PydanticSerializationError
 
 from bot.timeline.models import Channel, Deployment, Frozen, Incident, Timeline, TimelineEvent
 
@@ -160,3 +163,16 @@ class DraftOptions(Frozen):
         "rollback complete",
         "error rate back to normal",
     )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def draft_json(draft: Draft, *, indent: int | None = None) -> str:
+    """The draft as JSON. A lone surrogate from a source (half an emoji cut in two) has no UTF-8 form:
+    it becomes U+FFFD, the replacement character, instead of failing the whole draft."""
+    try:
+        return draft.model_dump_json(indent=indent)
+    except PydanticSerializationError:
+        text = json.dumps(draft.model_dump(mode="json"), ensure_ascii=False, indent=indent)
+        return _LONE_SURROGATE.sub("\ufffd", text)

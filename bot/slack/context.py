@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.postmortem import Services
+from bot.slack.capture import LiveCapture
 
 
 @dataclass(frozen=True)
@@ -19,3 +20,4 @@ class SlackOptions:
 class BotContext:
     services: Services
     options: SlackOptions
+    capture: LiveCapture | None = None  # live capture of the channels the bot is in; None: not captured

@@ -6,19 +6,16 @@ threads, restarts and replicas sharing one PostgreSQL.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic_core import PydanticSerializationError
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.analysis.models import Draft
+from bot.analysis.models import Draft, draft_json
 from bot.errors import StoreError
 from bot.store.models import ClaimRow, CursorRow, DraftEditRow, DraftRow, DraftStatus, LeaseRow, PromptRow
 
@@ -60,18 +57,6 @@ STOPPED_PUBLISHING = (
     "so no second page is made."
 )
 STOPPED_DRAFTING = "The bot stopped while drafting this postmortem. Press Retry to draft it again."
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _body(draft: Draft) -> str:
-    """The draft as JSON. A lone surrogate from a source (half an emoji cut in two) has no UTF-8 form:
-    it is stored as U+FFFD, the replacement character, instead of failing the whole draft."""
-    try:
-        return draft.model_dump_json()
-    except PydanticSerializationError:
-        text = json.dumps(draft.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"))
-        return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _stored(row: DraftRow) -> StoredDraft:
@@ -157,7 +142,7 @@ class Repository:
             row = session.get(DraftRow, draft_id, with_for_update=True)
             if row is None:
                 raise StoreError(f"No draft {draft_id}")
-            row.body = _body(draft)
+            row.body = draft_json(draft)
             row.body_version += 1
             if row.status in (DraftStatus.DRAFTING, DraftStatus.FAILED, DraftStatus.DISCARDED) or (
                 row.status == DraftStatus.PUBLISHED

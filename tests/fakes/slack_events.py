@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.analysis.redaction import redact_text
 from bot.samples import DEFAULT_SAMPLE
+from bot.sources import slack_mapping
 
 SLACK = DEFAULT_SAMPLE / "slack"
 CHANNEL = "C07INC9876"
@@ -166,3 +168,20 @@ def channel_events(sample: SampleChannel | None = None, *, channel: str = CHANNE
     at = ts_plus(first["ts"], 20)
     add(at, deleted_event(oops, at=at, channel=channel))
     return [event for _, event in sorted(events, key=lambda pair: float(pair[0]))]
+
+
+def history_as_captured(
+    sample: SampleChannel | None = None, *, channel: str = CHANNEL
+) -> list[dict[str, Any]]:
+    """The channel's history (top level and replies, oldest first) as capture holds it: typed, text redacted
+    with its counts, no permalink. What `CaptureRepository.messages` must return after `channel_events()`."""
+    sample = sample or sample_channel()
+    raw = sample.top + [reply for thread in sample.replies.values() for reply in thread]
+    rows = []
+    for m in sorted(raw, key=lambda m: float(m["ts"])):
+        message = slack_mapping.message_from_json(m, channel_id=channel, workspace_url=None)
+        redacted = redact_text(message.text)
+        rows.append(
+            message.model_copy(update={"text": redacted.text, "redactions": redacted.counts}).model_dump()
+        )
+    return rows

@@ -13,16 +13,16 @@ import copy
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.analysis.models import Draft
+from bot.analysis.models import Draft, DraftOptions
 from bot.postmortem import Services, publish
 from bot.publish.confluence import ConfluencePublisher
-from bot.sources.gather import GatherOptions
+from bot.sources.gather import GatherOptions, Sources
 from bot.sources.github import MAX_PULL_LOOKUPS
 from bot.store.db import create_store_engine, migrate
 from bot.store.models import Base
@@ -84,8 +84,6 @@ class Run:
     planted: Counter  # kind -> secrets of that kind planted
     look_alikes: list[str]  # each look-alike as a reader sees it once drafted
     rendered_in_full: bool  # every planted text is in the page (GitHub: only three commit titles are)
-    messages: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     def haystacks(self) -> dict[str, str]:
         page = self.page
@@ -203,7 +201,7 @@ def confluence() -> Iterator[ConfluenceFake]:
         yield fake
 
 
-def publish_draft(draft: Draft, *, confluence: ConfluenceFake, workdir: Path) -> FakePage:
+def publish_draft(draft: Draft, *, sources: Sources, confluence: ConfluenceFake, workdir: Path) -> FakePage:
     """Store the draft and publish it through the use case to the Confluence fake."""
     parent = confluence.add_page(space_key="PM", title=f"Postmortems {workdir.name}")
     engine = create_store_engine(f"sqlite:///{workdir / 'publish.sqlite3'}")
@@ -211,9 +209,9 @@ def publish_draft(draft: Draft, *, confluence: ConfluenceFake, workdir: Path) ->
     repo = Repository(engine)
     services = Services(
         repo=repo,
-        sources=None,  # type: ignore[arg-type]  # publishing reads no source
+        sources=sources,
         gather_options=GatherOptions(),
-        draft_options=None,  # type: ignore[arg-type]
+        draft_options=DraftOptions(),
         render_options=RENDER,
         publisher=ConfluencePublisher(
             url=confluence.cloud_url,
@@ -250,11 +248,11 @@ def run_of(
             plant, in_full = CARRIERS[carrier]
             fakes.reset()
             planted, look_alikes = plant(fakes)
-            with json_logs("DEBUG") as logs:
-                with live_sources(fakes) as sources:
-                    draft = draft_from(sources)
+            with json_logs("DEBUG") as logs, live_sources(fakes) as sources:
+                draft = draft_from(sources)
                 outputs = render_all(draft)
-                page = publish_draft(draft, confluence=confluence, workdir=tmp_path_factory.mktemp(carrier))
+                workdir = tmp_path_factory.mktemp(carrier)
+                page = publish_draft(draft, sources=sources, confluence=confluence, workdir=workdir)
             done[carrier] = Run(
                 carrier=carrier,
                 draft=draft,
@@ -264,7 +262,6 @@ def run_of(
                 planted=planted,
                 look_alikes=look_alikes,
                 rendered_in_full=in_full,
-                messages=len(draft.timeline.all_messages()),
             )
         return done[carrier]
 

@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from bot.analysis.redaction import redact_text
 from bot.slack.capture import record_event
-from bot.sources import slack_mapping
 from bot.store.capture import CaptureRepository, merge_intervals
 from bot.store.db import create_store_engine, migrate
 from bot.store.models import CapturedMessageRow, DraftStatus
@@ -24,10 +22,10 @@ from tests.fakes.slack_events import (
     changed_event,
     channel_events,
     deleted_event,
+    history_as_captured,
     message_event,
     pin_event,
     reaction_event,
-    sample_channel,
 )
 
 NOW = datetime(2024, 7, 20, 13, 30, tzinfo=UTC)
@@ -60,20 +58,6 @@ def read(capture: CaptureRepository) -> list[ChatMessage]:
     return capture.messages(channel_id=CHANNEL, oldest=OLDEST, latest=LATEST)
 
 
-def expected_messages() -> list[tuple]:
-    """The sample's history (top level and replies) as capture should hold it: text redacted."""
-    sample = sample_channel()
-    raw = sample.top + [r for thread in sample.replies.values() for r in thread]
-    rows = []
-    for m in sorted(raw, key=lambda m: float(m["ts"])):
-        message = slack_mapping.message_from_json(m, channel_id=CHANNEL, workspace_url=None)
-        redacted = redact_text(message.text)
-        rows.append(
-            message.model_copy(update={"text": redacted.text, "redactions": redacted.counts}).model_dump()
-        )
-    return rows
-
-
 def one(ts: str, text: str = "hello", **fields) -> dict:  # noqa: ANN003 - message fields
     return {"user": "U01ANA", "type": "message", "ts": ts, "text": text, "team": "T07ACME00"} | fields
 
@@ -86,7 +70,7 @@ class TestEventOrder:
     def test_sample_events_in_order_give_the_history(self, capture: CaptureRepository) -> None:
         """Every event of the sample channel, applied as they happened, leaves exactly the history's messages."""
         apply(capture, channel_events())
-        assert [m.model_dump() for m in read(capture)] == expected_messages()
+        assert [m.model_dump() for m in read(capture)] == history_as_captured()
 
     @pytest.mark.parametrize("seed", [1, 2, 3, "reversed"])
     def test_any_order_gives_the_same_messages(self, capture: CaptureRepository, seed: int | str) -> None:
@@ -97,13 +81,13 @@ class TestEventOrder:
         else:
             random.Random(seed).shuffle(events)
         apply(capture, events)
-        assert [m.model_dump() for m in read(capture)] == expected_messages()
+        assert [m.model_dump() for m in read(capture)] == history_as_captured()
 
     def test_redelivered_events_change_nothing(self, capture: CaptureRepository) -> None:
         """Every event delivered twice (Slack retries, two replicas) gives the same rows as once."""
         events = channel_events()
         apply(capture, events + events)
-        assert [m.model_dump() for m in read(capture)] == expected_messages()
+        assert [m.model_dump() for m in read(capture)] == history_as_captured()
 
     def test_edit_before_its_message_keeps_the_edit(self, capture: CaptureRepository) -> None:
         """A message_changed arriving first leaves the edited text; the late original does not overwrite it."""
@@ -128,7 +112,8 @@ class TestEventOrder:
         parent = one(PARENT, "p99 latency")
         reply = one("1721472660.000500", "on it", user="U02BEN", thread_ts=PARENT, parent_user_id="U01ANA")
         apply(capture, [message_event(reply)])
-        assert [m.ts for m in read(capture)] == ["1721472660.000500"]  # kept: its parent may come from history
+        # Kept: its parent may be read from the history API.
+        assert [m.ts for m in read(capture)] == ["1721472660.000500"]
         apply(capture, [message_event(parent)])
         parent_read, reply_read = read(capture)
         assert (parent_read.thread_ts, parent_read.reply_count) == (PARENT, 1)

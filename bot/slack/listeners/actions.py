@@ -120,7 +120,10 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
             )
         except SlackApiError as exc:  # e.g. expired_trigger_id: the click is 3 s old by now
             error = exc.response.get("error")
-            log.warning("edit modal not opened", extra={"incident": stored.incident_key, "error": error})
+            log.warning(
+                "edit modal not opened",
+                extra={"incident": stored.incident_key, "action": "edit", "error": error},
+            )
             _ephemeral(respond)(f"Slack did not open the editor ({error}). Click Edit again.")
 
     @app.action(ActionId.REGENERATE)

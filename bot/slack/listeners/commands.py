@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import InputError
+from bot.render.text import neutralise_pings
 from bot.slack.channels import incident_number_from_channel
 from bot.slack.context import BotContext
 from bot.slack.drafting import draft_in_channel
@@ -66,7 +67,8 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
         try:
             ref = parse_command(text, channel_name=None if text else channel_name(client, command))
         except InputError as exc:
-            respond(text=f"{exc}\n\n{USAGE}", response_type="ephemeral")
+            # The refusal may quote what was typed: never let it ping or render as a mention.
+            respond(text=f"{neutralise_pings(str(exc))}\n\n{USAGE}", response_type="ephemeral")
             return
         draft_in_channel(
             ctx,

@@ -1,11 +1,12 @@
-"""Channel messages: the "resolved" prompt. Every event the manifest subscribes to is listened for here,
-because Bolt acks only handled envelopes and Slack redelivers the rest."""
+"""Channel messages: live capture and the "resolved" prompt. Every event the manifest subscribes to is
+listened for here or in capture.py, because Bolt acks only handled envelopes and Slack redelivers the rest."""
 
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
 
+from slack_bolt import BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -13,6 +14,7 @@ from bot.errors import PostmortemError
 from bot.slack.announcer import post_prompt
 from bot.slack.channels import incident_number_from_channel, is_incident_channel
 from bot.slack.context import BotContext
+from bot.slack.listeners.capture import capture_event
 from bot.slack.resolved import says_resolved
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,10 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
             return None
 
     @app.event("message")
-    def on_message(event: dict, client: WebClient) -> None:
+    def on_message(event: dict, client: WebClient, context: BoltContext) -> None:
+        # Every message event (new, edited, deleted, thread reply) is captured here: Bolt runs only the
+        # first listener matching an event, so capture cannot have a `message` listener of its own.
+        capture_event(ctx, event, context)
         if not says_resolved(event, phrases=ctx.options.resolved_phrases):
             return
         channel_id = event.get("channel")
