@@ -57,9 +57,12 @@ def run_app() -> int:
     with _slack_startup(token="SLACK_BOT_TOKEN", action="check the bot token (auth.test)"):
         app = create_app(settings=settings, ctx=bot.ctx, client=bot.client)
     handler = SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value())
+    _reconnect_when_closed(handler)
     with _slack_startup(token="SLACK_APP_TOKEN", action="open a Socket Mode connection"):
         handler.connect()
     log.info("connected to Slack in Socket Mode", extra={"action": "start"})
+    if bot.capture is not None:  # coverage of quiet channels grows only while this connection is up
+        bot.capture.watch_connection(handler.client.is_connected)
     bot.scheduler.start()  # only once connected: a bot that cannot start runs no jobs
     stop.wait()
     log.info("stopping", extra={"action": "stop"})
@@ -67,6 +70,25 @@ def run_app() -> int:
     handler.close()  # listeners still running finish before the process exits (their threads are joined)
     log.info("stopped", extra={"action": "stop"})
     return 0
+
+
+def _reconnect_when_closed(handler: SocketModeHandler) -> None:
+    """Open a new connection as soon as Slack closes the socket.
+
+    slack_sdk's builtin client asks for a new connection on a close frame while its session still counts as
+    live, so nothing happens until its next health check, `ping_interval` (10 s) later — and every click
+    meanwhile fails. Its own closing is done here first, then the same reconnect it would run later.
+    """
+    client = handler.client
+
+    def on_close(code: int, reason: str | None = None) -> None:
+        if client.closed or not client.auto_reconnect_enabled:
+            return  # we are stopping: no new connection
+        log.info("Slack closed the connection; reconnecting", extra={"action": "reconnect", "code": code})
+        client.disconnect()
+        client.connect_to_new_endpoint()
+
+    client.on_close_listeners.append(on_close)
 
 
 # Slack's answers to a token it will not take (auth.test for the bot token, apps.connections.open for the app's).

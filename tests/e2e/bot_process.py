@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,21 @@ class BotProcess:
         """Spawn the process and wait until it holds a live Socket Mode connection of its own."""
         before = {c.number for c in self._socket.connections}
         begun = time.monotonic()
+        self.spawn()
+        deadline = begun + timeout
+        while True:
+            mine = [c for c in self._socket.live_connections() if c.number not in before]
+            if mine:
+                self.connection = mine[0].number
+                self.started_in = time.monotonic() - begun
+                return self
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot did not connect within {timeout}s:\n{self.stderr}")
+            time.sleep(0.02)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (see `start`, `start_together`)."""
         with self.stderr_path.open("wb") as stderr:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "bot", *self._args],
@@ -87,18 +102,31 @@ class BotProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
-        deadline = begun + timeout
-        while True:
-            mine = [c for c in self._socket.live_connections() if c.number not in before]
-            if mine:
-                self.connection = mine[0].number
-                self.started_in = time.monotonic() - begun
-                return self
-            if self._process.poll() is not None:
-                raise AssertionError(f"the bot exited with {self._process.returncode}:\n{self.stderr}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the bot did not connect within {timeout}s:\n{self.stderr}")
-            time.sleep(0.02)
+
+    def _check_alive(self) -> None:
+        assert self._process is not None, "not started"
+        if self._process.poll() is not None:
+            raise AssertionError(f"the bot exited with {self._process.returncode}:\n{self.stderr}")
+
+    def local_tcp_ports(self) -> set[int]:
+        """The local ports of this process's TCP sockets (Linux /proc: its fds' socket inodes, looked up in
+        its network namespace's table)."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("tcp", "tcp6"):
+            path = Path(f"/proc/{self.pid}/net/{table}")
+            for line in path.read_text().splitlines()[1:] if path.exists() else ():
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
 
     @property
     def pid(self) -> int:
@@ -138,6 +166,23 @@ class BotProcess:
                 self._process.kill()
                 self._process.wait(10)
 
+    def reconnected(self, *, timeout: float = 30.0) -> int:
+        """After Slack closed this process's connection (`drop()`, `disconnect()`): wait until the process
+        holds a new live one, and deliver there from now on. No other process may connect meanwhile."""
+        assert self.connection is not None, "not started"
+        old = self.connection
+        deadline = time.monotonic() + timeout
+        while True:
+            newer = [c.number for c in self._socket.live_connections() if c.number > old]
+            if newer:
+                self.connection = newer[-1]
+                return self.connection
+            if not self.running():
+                raise AssertionError(f"the bot exited while reconnecting:\n{self.stderr}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no new connection after connection {old} within {timeout}s")
+            time.sleep(0.02)
+
     def wait_for_disconnect(self, *, timeout: float = 10.0) -> None:
         """The Socket Mode fake saw this process's connection close."""
         deadline = time.monotonic() + timeout
@@ -165,3 +210,29 @@ class BotProcess:
             except ValueError:
                 raise AssertionError(f"a stderr line that is not a JSON log record: {line!r}") from None
         return records
+
+
+def start_together(bots: Sequence[BotProcess], *, socket: SocketModeFake, timeout: float = 60.0) -> None:
+    """Spawn every process at the same moment, then wait until each holds a live Socket Mode connection of
+    its own: a connection is a process's when its client port is one of that process's TCP ports."""
+    before = {c.number for c in socket.connections}
+    begun = time.monotonic()
+    for bot in bots:
+        bot.spawn()
+    deadline = begun + timeout
+    while True:
+        waiting = [bot for bot in bots if bot.connection is None]
+        if not waiting:
+            return
+        new = [c for c in socket.live_connections() if c.number not in before]
+        for bot in waiting:
+            bot._check_alive()
+            ports = bot.local_tcp_ports()
+            mine = [c for c in new if c.socket.remote_address[1] in ports]
+            if mine:
+                bot.connection = mine[0].number
+                bot.started_in = time.monotonic() - begun
+        if time.monotonic() > deadline:
+            names = ", ".join(bot.stderr_path.name for bot in bots if bot.connection is None)
+            raise AssertionError(f"not connected within {timeout}s: {names}")
+        time.sleep(0.02)

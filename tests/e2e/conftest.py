@@ -21,7 +21,7 @@ import pytest
 
 from bot.samples import DEFAULT_SAMPLE
 from tests.e2e import envelopes
-from tests.e2e.bot_process import BotProcess, clean_env
+from tests.e2e.bot_process import BotProcess, clean_env, start_together
 from tests.fakes.confluence import ConfluenceFake, FakePage
 from tests.fakes.github import DEFAULT_TOKEN as GITHUB_TOKEN
 from tests.fakes.github import GitHubFake
@@ -110,17 +110,32 @@ class Workspace:
         name = f"r{next(self._names)}"
         return name, self.fakes.slack.response_url(name)
 
-    def command(self, bot: BotProcess, text: str, *, user_id: str = ANA) -> Sent:
+    def command(
+        self,
+        bot: BotProcess,
+        text: str,
+        *,
+        user_id: str = ANA,
+        channel_id: str = CHANNEL,
+        channel_name: str = CHANNEL_NAME,
+    ) -> Sent:
         name, url = self._response_url()
         payload = envelopes.slash_command(
             command="/postmortem",
             text=text,
-            channel_id=CHANNEL,
-            channel_name=CHANNEL_NAME,
+            channel_id=channel_id,
+            channel_name=channel_name,
             user_id=user_id,
             response_url=url,
         )
         return self._deliver(bot, "slash_commands", payload, name)
+
+    def message(self, bot: BotProcess, *, channel_id: str, text: str, user_id: str = ANA) -> Sent:
+        """A person's new top-level message in a channel, as the Events API delivers it."""
+        payload = envelopes.event_callback(
+            envelopes.channel_message(channel_id=channel_id, text=text, user_id=user_id)
+        )
+        return self._deliver(bot, "events_api", payload, None)
 
     def click(self, bot: BotProcess, message: dict[str, Any], action_id: str, *, user_id: str = ANA) -> Sent:
         name, url = self._response_url()
@@ -140,10 +155,12 @@ class Workspace:
         payload = envelopes.view_submission(view=view, user_id=user_id, changes=changes)
         return self._deliver(bot, "interactive", payload, None)
 
-    def redeliver(self, sent: Sent) -> None:
-        """The same envelope (same id, same payload) once more, as Slack does when it doubts the ack."""
+    def redeliver(self, sent: Sent, *, to: BotProcess | None = None) -> None:
+        """The same envelope (same id, same payload) once more, as Slack does when it doubts the ack: on the
+        same connection, or on another bot's (`to`), since Slack may pick any open connection."""
+        connection = to.connection if to is not None else sent.connection
         self.fakes.socket.deliver(
-            sent.envelope_type, sent.payload, envelope_id=sent.envelope_id, connection=sent.connection
+            sent.envelope_type, sent.payload, envelope_id=sent.envelope_id, connection=connection
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -253,25 +270,45 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     setattr(item, f"report_{report.when}", report)
 
 
+class BotStarter:
+    """start_bot(*args, settings={...}) -> a connected `python -m bot [args]` (with `settings` over the
+    bot's environment); start_bot.together(n, settings={...}) -> n processes started at the same moment."""
+
+    def __init__(self, *, env: dict[str, str], cwd: Path, socket: SocketModeFake) -> None:
+        self._env, self._cwd, self._socket = env, cwd, socket
+        self.started: list[BotProcess] = []
+
+    def _new(self, args: tuple[str, ...], settings: dict[str, str] | None) -> BotProcess:
+        bot = BotProcess(
+            env={**self._env, **(settings or {})},
+            cwd=self._cwd,
+            socket=self._socket,
+            name=f"bot{len(self.started) + 1}",
+            args=args,
+        )
+        self.started.append(bot)
+        return bot
+
+    def __call__(self, *args: str, settings: dict[str, str] | None = None) -> BotProcess:
+        return self._new(args, settings).start()
+
+    def together(self, count: int, *, settings: dict[str, str] | None = None) -> list[BotProcess]:
+        bots = [self._new((), settings) for _ in range(count)]
+        start_together(bots, socket=self._socket)
+        return bots
+
+
 @pytest.fixture
 def start_bot(
     request: pytest.FixtureRequest, bot_env: dict[str, str], workspace: Workspace, tmp_path: Path
-) -> Iterator[Callable[..., BotProcess]]:
-    """start_bot(*args) -> a connected `python -m bot [args]`; every process still running at the end is
-    stopped (SIGTERM, then SIGKILL). When the test failed, each one's threads and log are printed."""
-    started: list[BotProcess] = []
-
-    def start(*args: str) -> BotProcess:
-        bot = BotProcess(
-            env=bot_env, cwd=tmp_path, socket=workspace.fakes.socket, name=f"bot{len(started) + 1}", args=args
-        )
-        started.append(bot)
-        return bot.start()
-
-    yield start
+) -> Iterator[BotStarter]:
+    """Starts bot processes (see `BotStarter`); every process still running at the end is stopped (SIGTERM,
+    then SIGKILL). When the test failed, each one's threads and log are printed."""
+    starter = BotStarter(env=bot_env, cwd=tmp_path, socket=workspace.fakes.socket)
+    yield starter
     report = getattr(request.node, "report_call", None)
     failed = report is not None and report.failed
-    for bot in started:
+    for bot in starter.started:
         if failed:
             bot.dump_threads()
             print(f"--- {bot.stderr_path.name} ---\n{bot.stderr[-30_000:]}")

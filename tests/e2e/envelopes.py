@@ -5,6 +5,7 @@
   text, style and value come from that message's blocks (see `find_button`).
 * `view_submission`: a modal the bot opened (as `views.open` returned it, with its id, hash, callback_id
   and private_metadata), its `state.values` filled as Slack fills them from each input block.
+* `event_callback` around `channel_message`: a person's new message in a channel, as the Events API sends it.
 
 Field sets follow Slack's interaction payload reference and bolt-python's scenario tests
 (tests/scenario_tests/test_block_actions.py, test_view_submission.py, test_slash_command.py).
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from typing import Any
 
 TEAM_ID = "T07ACME00"
 TEAM_DOMAIN = "acme"
 API_APP_ID = "A09PMBOT"
 VERIFICATION_TOKEN = "legacyVerificationToken0"  # Socket Mode payloads still carry the legacy token
+BOT_USER = "U09PMBOT"
 
 _serial = itertools.count(1)
 
@@ -145,4 +148,45 @@ def view_submission(*, view: dict[str, Any], user_id: str, changes: dict[str, st
         "response_urls": [],
         "is_enterprise_install": False,
         "enterprise": None,
+    }
+
+
+def channel_message(*, channel_id: str, text: str, user_id: str) -> dict[str, Any]:
+    """A `message` event: a person's new top-level message in a public channel, posted just now."""
+    ts = f"{time.time():.6f}"
+    return {
+        "type": "message",
+        "channel": channel_id,
+        "user": user_id,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "channel_type": "channel",
+        "team": TEAM_ID,
+        "client_msg_id": str(uuid.uuid4()),
+    }
+
+
+def event_callback(event: dict[str, Any]) -> dict[str, Any]:
+    """The Events API wrapper around one event (an `events_api` envelope's payload)."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": TEAM_ID,
+        "context_team_id": TEAM_ID,
+        "context_enterprise_id": None,
+        "api_app_id": API_APP_ID,
+        "event": event,
+        "type": "event_callback",
+        "event_id": f"Ev07{next(_serial):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
     }
