@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -57,7 +58,7 @@ def run_app() -> int:
     with _slack_startup(token="SLACK_BOT_TOKEN", action="check the bot token (auth.test)"):
         app = create_app(settings=settings, ctx=bot.ctx, client=bot.client)
     handler = SocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value())
-    _reconnect_when_closed(handler)
+    _reconnect_promptly(handler)
     with _slack_startup(token="SLACK_APP_TOKEN", action="open a Socket Mode connection"):
         handler.connect()
     log.info("connected to Slack in Socket Mode", extra={"action": "start"})
@@ -66,18 +67,21 @@ def run_app() -> int:
     bot.scheduler.start()  # only once connected: a bot that cannot start runs no jobs
     stop.wait()
     log.info("stopping", extra={"action": "stop"})
-    bot.scheduler.shutdown(wait=False)
+    bot.shutdown()
     handler.close()  # listeners still running finish before the process exits (their threads are joined)
     log.info("stopped", extra={"action": "stop"})
     return 0
 
 
-def _reconnect_when_closed(handler: SocketModeHandler) -> None:
-    """Open a new connection as soon as Slack closes the socket.
+def _reconnect_promptly(handler: SocketModeHandler) -> None:
+    """Close two gaps of slack_sdk's builtin Socket Mode client during which clicks fail (slack_sdk 3.48).
 
-    slack_sdk's builtin client asks for a new connection on a close frame while its session still counts as
-    live, so nothing happens until its next health check, `ping_interval` (10 s) later — and every click
-    meanwhile fails. Its own closing is done here first, then the same reconnect it would run later.
+    * Slack closes the socket: the client asks for a new connection while its session still counts as live,
+      so nothing happens until its next health check, `ping_interval` (10 s) later. Here its own closing is
+      done first, then the reconnect it would run later.
+    * Slack sends `disconnect`: the client opens the new connection, then closes the old one only once that
+      one's reader lets go of it (its receive timeout, 3 s), and handles no envelope meanwhile, so their acks
+      come too late. Here the old socket is shut down first, which frees its reader at once.
     """
     client = handler.client
 
@@ -89,6 +93,24 @@ def _reconnect_when_closed(handler: SocketModeHandler) -> None:
         client.connect_to_new_endpoint()
 
     client.on_close_listeners.append(on_close)
+    connect = client.connect
+
+    def connect_closing_the_old_at_once() -> None:
+        old = client.current_session
+        if old is not None:
+            close = old.close
+
+            def close_now() -> None:
+                sock = old.sock
+                if sock is not None:
+                    with suppress(OSError):  # already closed
+                        sock.shutdown(socket.SHUT_RDWR)
+                close()
+
+            old.close = close_now
+        connect()
+
+    client.connect = connect_closing_the_old_at_once
 
 
 # Slack's answers to a token it will not take (auth.test for the bot token, apps.connections.open for the app's).

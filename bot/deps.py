@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -18,6 +15,8 @@ from bot.config import Need, Settings
 from bot.jobs.capture_retention import RETENTION_INTERVAL_SECONDS, purge_once
 from bot.jobs.recovery import RECOVERY_INTERVAL_SECONDS, recover_once
 from bot.jobs.scheduler import Job, build_scheduler, standard_jobs
+from bot.jobs.watcher import CURSOR as WATCH_LEASE
+from bot.jobs.watcher import replica_id
 from bot.postmortem import Services
 from bot.publish.confluence import ConfluencePublisher
 from bot.render.options import RenderOptions
@@ -173,11 +172,6 @@ def with_capture(sources: Sources, *, capture: CaptureRepository) -> Sources:
     return replace(sources, chat=chat)
 
 
-def replica_id() -> str:
-    """This process among the replicas sharing the store: its capture spans are its own."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def capture_jobs(
     settings: Settings,
     *,
@@ -202,8 +196,14 @@ class Bot:
     ctx: BotContext
     client: WebClient
     scheduler: BaseScheduler
+    replica: str  # this process among the replicas: it holds leases and capture spans under this name
     # Live capture: the app hands it the Socket Mode client's is_connected (watch_connection) once connected.
     capture: LiveCapture | None = None
+
+    def shutdown(self) -> None:
+        """Stop the jobs and hand the watcher's lease back, so another replica takes over at once."""
+        self.scheduler.shutdown(wait=False)
+        self.ctx.services.repo.release_lease(name=WATCH_LEASE, holder=self.replica)
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -211,7 +211,8 @@ def build_bot(settings: Settings) -> Bot:
     client = build_web_client_from(settings)
     repo, capture = build_stores(settings)
     sources = with_capture(build_live_sources(settings), capture=capture)
-    live = LiveCapture(store=capture, replica=replica_id(), clock=lambda: datetime.now(UTC))
+    replica = replica_id()
+    live = LiveCapture(store=capture, replica=replica, clock=lambda: datetime.now(UTC))
     ctx = BotContext(
         services=build_services(settings, repo=repo, sources=sources),
         options=slack_options(settings),
@@ -236,7 +237,8 @@ def build_bot(settings: Settings) -> Bot:
             chat=sources.chat,
             repo=services.repo,
             announcer=announcer,
+            holder=replica,
         ),
     ]
     jobs += capture_jobs(settings, live=live, capture=capture)
-    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs), capture=live)
+    return Bot(ctx=ctx, client=client, scheduler=build_scheduler(jobs=jobs), replica=replica, capture=live)

@@ -172,32 +172,48 @@ def validate_edits(changes: Mapping[EditableSection, str]) -> dict[EditableSecti
 def edit_draft(
     services: Services, *, draft_id: str, user_id: str, changes: Mapping[EditableSection, str]
 ) -> StoredDraft:
-    """Apply a person's rewrites; who changed what and when is kept. Unchanged sections are not recorded."""
+    """Apply a person's rewrites; who changed what and when is kept. Unchanged sections are not recorded.
+
+    The save is conditional on the draft being unchanged since it was read, so two people editing at once
+    (on two replicas, or one submission delivered twice) never lose or duplicate an edit: the later one is
+    re-applied on top of the earlier.
+    """
     errors = validate_edits(changes)
     if errors:
         raise InputError("; ".join(f"{s.value}: {m}" for s, m in errors.items()))
-    stored = _require(services, draft_id)
-    if stored.status in (DraftStatus.DISCARDED, DraftStatus.DRAFTING, DraftStatus.PUBLISHING):
-        raise InputError(
-            f"The draft for {stored.incident_key} cannot be edited while it is {stored.status.value}."
+    # What people type goes to the wiki too: it is redacted like everything the sources gave.
+    typed = {section: redact_text(text) for section, text in changes.items()}
+    for _attempt in range(5):
+        stored = _require(services, draft_id)
+        if stored.status in (DraftStatus.DISCARDED, DraftStatus.DRAFTING, DraftStatus.PUBLISHING):
+            raise InputError(
+                f"The draft for {stored.incident_key} cannot be edited while it is {stored.status.value}."
+            )
+        assert stored.draft is not None
+        draft, recorded = stored.draft, []
+        for section, redacted in typed.items():
+            current = draft.edits.get(section)
+            if (redacted.text.strip() or None) == (current.strip() if current else None):
+                continue
+            draft = apply_edit(draft, section=section, text=redacted.text)
+            if redacted.counts:
+                draft = draft.model_copy(
+                    update={"redactions": merge_counts(draft.redactions, redacted.counts)}
+                )
+            recorded.append((section.value, redacted.text))
+        if not recorded:
+            return stored
+        saved = services.repo.save_edit(
+            draft_id=draft_id,
+            draft=draft,
+            expected_body_version=stored.body_version,
+            changes=recorded,
+            user_id=user_id,
+            now=services.clock(),
         )
-    assert stored.draft is not None
-    draft, now, changed = stored.draft, services.clock(), False
-    for section, typed in changes.items():
-        # What people type goes to the wiki too: it is redacted like everything the sources gave.
-        redacted = redact_text(typed)
-        text = redacted.text
-        current = draft.edits.get(section)
-        if (text.strip() or None) == (current.strip() if current else None):
-            continue
-        draft = apply_edit(draft, section=section, text=text)
-        if redacted.counts:
-            draft = draft.model_copy(update={"redactions": merge_counts(draft.redactions, redacted.counts)})
-        services.repo.record_edit(
-            draft_id=draft_id, section=section.value, text=text, user_id=user_id, at=now
-        )
-        changed = True
-    return services.repo.save_draft(draft_id=draft_id, draft=draft, now=now) if changed else stored
+        if saved is not None:
+            return saved
+    raise InputError(f"The draft for {stored.incident_key} kept changing while saving: open Edit again.")
 
 
 # -- publishing ---------------------------------------------------------------------------------

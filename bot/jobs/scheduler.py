@@ -78,12 +78,13 @@ def standard_jobs(
     chat: ChannelFinder,
     repo: Repository,
     announcer: Announcer,
+    holder: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[Job]:
     """The watcher (when WATCH_ENABLED) and the reminders (when MAX_REMINDERS > 0), read from the settings."""
     jobs: list[Job] = []
     if settings.watch_enabled:
-        watch_options = WatchOptions.from_settings(settings)
+        watch_options = WatchOptions.from_settings(settings, **({"holder": holder} if holder else {}))
         jobs.append(
             (
                 "pagerduty-watcher",

@@ -6,7 +6,7 @@ threads, restarts and replicas sharing one PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,15 +154,39 @@ class Repository:
             session.flush()
             return _stored(row)
 
+    def save_edit(
+        self,
+        *,
+        draft_id: str,
+        draft: Draft,
+        expected_body_version: int,
+        changes: Sequence[tuple[str, str]],
+        user_id: str,
+        now: datetime,
+    ) -> StoredDraft | None:
+        """Store an edited body and its history rows in one transaction, only if nobody changed the draft since
+        it was read at `expected_body_version`. None when someone did: re-read, re-apply, try again."""
+        with self._session() as session:
+            saved = session.execute(
+                update(DraftRow)
+                .where(DraftRow.id == draft_id, DraftRow.body_version == expected_body_version)
+                .values(body=draft_json(draft), body_version=expected_body_version + 1, updated_at=now)
+            ).rowcount
+            if saved != 1:
+                return None
+            session.add_all(
+                DraftEditRow(draft_id=draft_id, section=section, text=text, user_id=user_id, at=now)
+                for section, text in changes
+            )
+            row = session.get(DraftRow, draft_id)
+            session.refresh(row)
+            return _stored(row)
+
     def set_preview(self, *, draft_id: str, channel_id: str, ts: str) -> None:
         with self._session() as session:
             session.execute(
                 update(DraftRow).where(DraftRow.id == draft_id).values(channel_id=channel_id, preview_ts=ts)
             )
-
-    def record_edit(self, *, draft_id: str, section: str, text: str, user_id: str, at: datetime) -> None:
-        with self._session() as session:
-            session.add(DraftEditRow(draft_id=draft_id, section=section, text=text, user_id=user_id, at=at))
 
     def edits(self, draft_id: str) -> list[EditRecord]:
         with self._session() as session:
@@ -390,6 +414,11 @@ class Repository:
             return True
         except IntegrityError:
             return False  # another replica took it first
+
+    def release_lease(self, *, name: str, holder: str) -> None:
+        """Give a lease back (a clean shutdown), so another replica need not wait for it to expire."""
+        with self._session() as session:
+            session.execute(delete(LeaseRow).where(LeaseRow.name == name, LeaseRow.holder == holder))
 
     def drafts_due_for_reminder(
         self, *, now: datetime, after: timedelta, max_reminders: int, limit: int = 100

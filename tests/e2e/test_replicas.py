@@ -56,7 +56,7 @@ class TestReplicasReview:
         a, b = two_replicas(ws, start_bot)
         preview = draft(ws, a, record_property)
         assert "drafting" in events(a) and "drafting" not in events(b), (
-            "the command reached the other process"
+            "a process handled an envelope delivered to the other"
         )
 
         edit_summary(ws, b, preview)  # the Edit click and the modal's submission go to B
@@ -205,8 +205,9 @@ class TestReplicasWatch:
             assert events(holder, key).count("offered a postmortem") == 1
             assert "offered a postmortem" not in events(survivor, key)
 
-        # The holder dies mid-watch. Its lease would lapse after its TTL (2 minutes at the least): move the
-        # expiry to now instead of waiting, and the survivor's next run takes the watch over.
+        # The holder is killed (SIGKILL: no goodbye). Its lease would lapse after its TTL (2 minutes at the
+        # least): move the expiry to now instead of waiting. The survivor's next run takes the watch over and
+        # re-reads the last 10 minutes behind the cursor (the overlap): 5001-5004 again, and 5005, new.
         holder.kill()
         holder.wait_for_disconnect()
         ids[5005] = add_incident(ws, 5005, resolved_at=datetime.now(UTC), now=now)

@@ -86,13 +86,42 @@ class TestDrafts:
         assert again.status is DraftStatus.DRAFT and again.channel_id == "C1"
 
     def test_edits_are_kept_in_order_with_author_and_time(self, repo: Repository) -> None:
-        """Who changed what and when is kept."""
+        """Who changed what and when is kept, with the body, in one transaction."""
         drafted(repo)
-        repo.record_edit(draft_id="Q1", section="summary", text="one", user_id="U1", at=NOW)
-        repo.record_edit(
-            draft_id="Q1", section="impact", text="two", user_id="U2", at=NOW + timedelta(minutes=1)
+        first = repo.save_edit(
+            draft_id="Q1", draft=make_draft("One."), expected_body_version=1, changes=[("summary", "One.")],
+            user_id="U1", now=NOW,
+        )  # fmt: skip
+        later = NOW + timedelta(minutes=1)
+        repo.save_edit(
+            draft_id="Q1", draft=make_draft("Two."), expected_body_version=first.body_version,
+            changes=[("impact", "two")], user_id="U2", now=later,
+        )  # fmt: skip
+        assert [(e.section, e.user_id, e.at) for e in repo.edits("Q1")] == [
+            ("summary", "U1", NOW),
+            ("impact", "U2", later),
+        ]
+        assert repo.get("Q1").draft.summary == "Two."
+
+    def test_an_edit_of_a_changed_draft_is_refused_and_not_recorded(self, repo: Repository) -> None:
+        """Saving against a body version someone else already replaced stores nothing."""
+        drafted(repo)
+        assert repo.save_edit(
+            draft_id="Q1", draft=make_draft("One."), expected_body_version=1, changes=[("summary", "One.")],
+            user_id="U1", now=NOW,
+        )  # fmt: skip
+        assert (
+            repo.save_edit(
+                draft_id="Q1",
+                draft=make_draft("Stale."),
+                expected_body_version=1,
+                changes=[("summary", "x")],
+                user_id="U2",
+                now=NOW,
+            )  # fmt: skip
+            is None
         )
-        assert [(e.section, e.user_id) for e in repo.edits("Q1")] == [("summary", "U1"), ("impact", "U2")]
+        assert [e.user_id for e in repo.edits("Q1")] == ["U1"] and repo.get("Q1").draft.summary == "One."
 
     def test_discard_only_from_draft_or_failed(self, repo: Repository) -> None:
         """A published postmortem cannot be discarded; a draft can, once."""
@@ -171,6 +200,15 @@ class TestClaims:
         """The watcher, the resolved message and /postmortem share one prompt per incident."""
         assert repo.claim_prompt(incident_id="Q1", channel_id="C1", trigger="message", now=NOW)
         assert not repo.claim_prompt(incident_id="Q1", channel_id="C1", trigger="watcher", now=NOW)
+
+    def test_a_released_lease_is_free_at_once(self, repo: Repository) -> None:
+        """A replica shutting down hands its lease back; another takes it without waiting for expiry."""
+        assert repo.take_lease(name="watch", holder="a", now=NOW, ttl=timedelta(minutes=2))
+        assert not repo.take_lease(name="watch", holder="b", now=NOW, ttl=timedelta(minutes=2))
+        repo.release_lease(name="watch", holder="b")  # not b's to give back
+        assert not repo.take_lease(name="watch", holder="b", now=NOW, ttl=timedelta(minutes=2))
+        repo.release_lease(name="watch", holder="a")
+        assert repo.take_lease(name="watch", holder="b", now=NOW, ttl=timedelta(minutes=2))
 
     def test_claims_and_cursors(self, repo: Repository) -> None:
         """A claim key is taken once; a cursor keeps its latest value."""
