@@ -90,7 +90,7 @@ def _fail(code: int, exc: Exception) -> int:
     return code
 
 
-def _progress(source: str, message: str) -> None:
+def _progress(source: str, message: str, *, done: bool = False, failed: bool = False) -> None:
     # One write per line: sources report from their own threads.
     sys.stderr.write(f"  {source:<9} {message}\n")
     sys.stderr.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
@@ -337,8 +337,15 @@ def _status_and_buttons(state: PreviewState, draft_id: str) -> tuple[str, list[B
             update = _button(
                 "Publish update", ActionId.APPROVE, draft_id, style="primary", confirm=approve_confirm
             )
+            # An error on a published draft is its last update's: the page still shows the earlier version.
+            failed = (
+                f"\n:warning: Publishing the update failed: {mrkdwn(state.error, limit=500)}"
+                if state.error
+                else ""
+            )
             return (
-                f":white_check_mark: Published by {who}{' — ' + link('open the page', page) if page else ''}",
+                f":white_check_mark: Published by {who}{' — ' + link('open the page', page) if page else ''}"
+                f"{failed}",
                 [
                     *buttons,
                     edit,
@@ -484,15 +491,25 @@ def render_prompt(incident: Incident, *, draft_id: str) -> list[dict]:
 _SOURCES = {Source.PAGERDUTY.value: "PagerDuty", Source.GITHUB.value: "GitHub", Source.SLACK.value: "Slack"}
 
 
-def render_progress(incident: Incident, *, done: Mapping[str, str]) -> list[dict]:
-    """One line per source: its last message once it reported, "reading…" until then."""
-    names = list(_SOURCES) + [name for name in done if name not in _SOURCES]
+def render_progress(
+    incident: Incident,
+    *,
+    done: Mapping[str, str],
+    reading: Mapping[str, str] | None = None,
+    failed: Collection[str] = (),
+) -> list[dict]:
+    """One line per source: finished (its last message), failed, or still reading (its latest message)."""
+    reading = reading or {}
+    names = list(_SOURCES) + [name for name in {**reading, **done} if name not in _SOURCES]
     lines = []
     for name in names:
         label = mrkdwn(_SOURCES.get(name, name), limit=40)
         if name in done:
-            lines.append(f":white_check_mark: *{label}* — {mrkdwn(done[name], limit=200)}")
+            mark = ":x:" if name in failed else ":white_check_mark:"
+            lines.append(f"{mark} *{label}* — {mrkdwn(done[name], limit=200)}")
         else:
-            lines.append(f":hourglass_flowing_sand: *{label}* — reading…")
+            lines.append(
+                f":hourglass_flowing_sand: *{label}* — {mrkdwn(reading.get(name, 'reading…'), limit=200)}"
+            )
     heading = f"Drafting the postmortem for {_incident_line(incident)}"
     return _json([_section(listing(heading, lines, total=len(lines), noun="sources"))])

@@ -10,8 +10,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.render.blockkit import render_prompt
 from bot.slack.context import BotContext
-from bot.slack.drafting import draft_in_channel
+from bot.slack.drafting import draft_in_channel, show_draft_failure
+from bot.slack.preview import show_preview
 from bot.sources.slack_client import slack_error
+from bot.store.repository import StoredDraft
 from bot.timeline.models import Incident
 
 log = logging.getLogger(__name__)
@@ -79,3 +81,23 @@ class SlackAnnouncer:
             )
         except SlackApiError as exc:
             raise slack_error(exc, action="post the reminder") from exc
+
+    def refresh(self, *, stored: StoredDraft) -> None:
+        """Show a draft's state in its channel message (the recovery job's PreviewRefresher): a drafting cut
+        off before its body existed becomes the error with Retry, anything else the preview in its state."""
+        if not stored.channel_id or not stored.preview_ts:
+            return  # nothing was posted yet: a new /postmortem starts afresh
+        try:
+            if stored.draft is None:
+                show_draft_failure(
+                    self._client,
+                    channel_id=stored.channel_id,
+                    ts=stored.preview_ts,
+                    incident_key=stored.incident_key,
+                    ref=stored.id,
+                    error=stored.error or "drafting did not finish",
+                )
+            else:
+                show_preview(self._client, stored, options=self._ctx.services.render_options)
+        except SlackApiError as exc:
+            raise slack_error(exc, action="update the draft's message") from exc

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import PostmortemError
 from bot.ids import ActionId
 from bot.postmortem import begin_draft, compile_into
+from bot.slack.authz import log_refusal, may_review
 from bot.slack.context import BotContext
 from bot.slack.preview import ProgressMessage, show_preview
 from bot.sources.slack_client import slack_error
@@ -34,6 +35,14 @@ def draft_in_channel(
     if not start.should_compile:
         where = _permalink(client, stored.channel_id, stored.preview_ts)
         respond(f"A postmortem draft for {incident.key} already exists{f': {where}' if where else ''}.")
+        return
+    # Drafting a reviewed body again (discarded, or its publication failed) recompiles it, keeps its edits and
+    # moves it to this channel, whose members may then approve it: only the draft's own approvers may.
+    if stored.draft is not None and not (
+        user_id and may_review(client, ctx.options, user_id=user_id, channel_id=stored.channel_id)
+    ):
+        log_refusal(user_id=user_id or "", action="draft", draft_id=stored.id, channel_id=channel_id)
+        respond(f"Only approvers of {incident.key} may draft its postmortem again.")
         return
     log.info("drafting", extra={"incident": incident.key, "channel": channel_id, "action": "draft"})
     # Drafting again (after a failure or a discard) reuses the old message, when it is in this channel.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -69,33 +68,47 @@ class ProgressMessage:
         self._client = client
         self._channel = channel_id
         self._incident = incident
-        self._done: dict[str, str] = {"pagerduty": "waiting", "github": "waiting", "slack": "waiting"}
+        self._reading: dict[str, str] = {}
+        self._done: dict[str, str] = {}
+        self._failed: set[str] = set()
         self._lock = threading.Lock()
         self.ts = ts
 
+    def _blocks(self) -> list[dict]:
+        with self._lock:
+            return render_progress(
+                self._incident, done=dict(self._done), reading=dict(self._reading), failed=set(self._failed)
+            )
+
     def post(self) -> str:
-        blocks = render_progress(self._incident, done=self._done)
         text = f"Drafting the postmortem for {self._incident.key}…"
         if self.ts:
-            self._client.chat_update(channel=self._channel, ts=self.ts, blocks=blocks, text=text)
+            self._client.chat_update(channel=self._channel, ts=self.ts, blocks=self._blocks(), text=text)
         else:
-            self.ts = self._client.chat_postMessage(channel=self._channel, blocks=blocks, text=text)["ts"]
+            self.ts = self._client.chat_postMessage(channel=self._channel, blocks=self._blocks(), text=text)[
+                "ts"
+            ]
         return self.ts
 
-    def __call__(self, source: str, message: str) -> None:
+    def __call__(self, source: str, message: str, *, done: bool = False, failed: bool = False) -> None:
         """The Progress callback: sources call it from their threads."""
         with self._lock:
-            self._done[source] = message
-            snapshot: Mapping[str, str] = dict(self._done)
+            if done:
+                self._done[source] = message
+                self._reading.pop(source, None)
+                if failed:
+                    self._failed.add(source)
+            else:
+                self._reading[source] = message
         try:
             self._client.chat_update(
                 channel=self._channel,
                 ts=self.ts,
-                blocks=render_progress(self._incident, done=snapshot),
+                blocks=self._blocks(),
                 text=f"Drafting the postmortem for {self._incident.key}…",
             )
         except SlackApiError as exc:  # progress is cosmetic: the draft goes on, the log says why
             log.warning(
                 "progress update failed",
-                extra={"incident": self._incident.key, "error": exc.response["error"]},
+                extra={"incident": self._incident.key, "action": "draft", "error": exc.response["error"]},
             )

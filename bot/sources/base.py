@@ -7,17 +7,21 @@ Errors are the project's own (`bot.errors`); no vendor exception crosses these m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
 from bot.timeline.models import Channel, ChatMessage, Commit, Deployment, Frozen, Incident, TimelineEvent
 
-# progress(source, message): called as each source makes headway ("slack", "412 messages read").
-Progress = Callable[[str, str], None]
+
+class Progress(Protocol):
+    """Called as each source makes headway: ("slack", "412 messages read"), then once with `done=True`
+    when the source has finished ("412 messages") or failed ("failed: …", `failed=True`)."""
+
+    def __call__(self, source: str, message: str, *, done: bool = False, failed: bool = False) -> None: ...
 
 
-def no_progress(source: str, message: str) -> None:
+def no_progress(source: str, message: str, *, done: bool = False, failed: bool = False) -> None:
     return None
 
 

@@ -73,7 +73,8 @@ def gather_evidence(
         deploys_f = pool.submit(_deployments, sources.deploys, incident, options, now, progress)
         chat_f = pool.submit(_chat_history, sources.chat, incident, channel_id, options, now, progress)
         events: tuple[TimelineEvent, ...] = _result(events_f, "pagerduty", notes, progress) or ()
-        deployments, deploy_notes = _result(deploys_f, "github", notes, progress) or ((), ())
+        found, deploy_notes = _result(deploys_f, "github", notes, progress) or ((), ())
+        deployments: tuple[Deployment, ...] = found or ()
         chat, chat_notes = _result(chat_f, "slack", notes, progress) or (None, ())
     notes.extend(deploy_notes)
     notes.extend(chat_notes)
@@ -100,7 +101,7 @@ def _result(future: Future, source: str, notes: list[str], progress: Progress): 
             log.exception("source failed unexpectedly", extra={"source": source})
         note = source_note(source, exc)
         notes.append(note)
-        progress(source, f"failed: {note}")
+        progress(source, note, done=True, failed=True)
         return None
 
 
@@ -108,7 +109,7 @@ def _pagerduty_events(
     incidents: IncidentSource, incident: Incident, progress: Progress
 ) -> tuple[TimelineEvent, ...]:
     events = incidents.get_events(incident)
-    progress("pagerduty", f"{len(events)} log entries, alerts and notes")
+    progress("pagerduty", f"{len(events)} log entries, alerts and notes", done=True)
     return events
 
 
@@ -120,13 +121,16 @@ def _deployments(
     progress: Progress,
 ) -> tuple[tuple[Deployment, ...], tuple[str, ...]]:
     if deploys is None:
-        return (), ("GitHub was not configured: set GITHUB_TOKEN to include deployments.",)
+        return _skipped(
+            "github", "GitHub was not configured: set GITHUB_TOKEN to include deployments.", progress
+        )
     service_repos = {s.name: repo for s in incident.services if (repo := options.repo_for_service(s.name))}
     unmapped = [s.name for s in incident.services if s.name not in service_repos]
     notes: tuple[str, ...] = ()
     if unmapped:
         notes = (f"GitHub: no repository known for {', '.join(unmapped)} (set SERVICE_REPOS or GITHUB_ORG).",)
     if not service_repos:
+        progress("github", notes[0] if notes else "no repositories", done=True, failed=True)
         return (), notes
     progress("github", f"reading deployments of {', '.join(sorted(service_repos.values()))}")
     trigger = incident.created_at
@@ -150,7 +154,7 @@ def _deployments(
             deployments = tuple(
                 d.model_copy(update={"commits": commits}) if d.id == top.id else d for d in deployments
             )
-    progress("github", f"{len(deployments)} deployments")
+    progress("github", f"{len(deployments)} deployments", done=True)
     return deployments, notes
 
 
@@ -174,7 +178,9 @@ def _chat_history(
     progress: Progress,
 ) -> tuple[ChatHistory | None, tuple[str, ...]]:
     if chat is None:
-        return None, ("Slack was not configured: set SLACK_BOT_TOKEN to include the channel.",)
+        return _skipped(
+            "slack", "Slack was not configured: set SLACK_BOT_TOKEN to include the channel.", progress
+        )
     channel: Channel | None
     if channel_id:
         channel = chat.get_channel(channel_id)
@@ -182,15 +188,22 @@ def _chat_history(
         progress("slack", "looking for the incident's channel")
         channel = chat.find_incident_channel(incident)
     if channel is None:
-        return None, (
+        note = (
             f"Slack: no channel found for {incident.key} (name it inc-{incident.number}, link it from the incident, "
-            "or pass the channel explicitly).",
+            "or pass the channel explicitly)."
         )
+        return _skipped("slack", note, progress)
     progress("slack", f"reading #{channel.name or channel.id}")
     history = chat.get_history(
         channel=channel,
         oldest=incident.created_at - options.history_lead_in,
         latest=(incident.resolved_at or now) + options.history_tail,
     )
-    progress("slack", f"{len(history.messages)} messages")
+    progress("slack", f"{len(history.messages)} messages", done=True)
     return history, ()
+
+
+def _skipped(source: str, note: str, progress: Progress) -> tuple[None, tuple[str, ...]]:
+    """A source that could not be asked at all: its note, and its progress line closed as failed."""
+    progress(source, note, done=True, failed=True)
+    return None, (note,)

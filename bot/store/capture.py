@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Engine, and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.analysis.redaction import redact_text
 from bot.errors import StoreError
+from bot.store.db import transaction
 from bot.store.models import (
     CaptureChannelRow,
     CapturedMessageRow,
@@ -69,18 +70,8 @@ class CaptureRepository:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.grace = grace
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            reason = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
-            raise StoreError(
-                f"The database is unavailable: {reason.splitlines()[0] if reason else type(exc).__name__}"
-            ) from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     # -- messages: every method is idempotent and may run before or after the others ------------------
     def record_message(

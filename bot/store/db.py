@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import StoreError
 
@@ -56,4 +59,20 @@ def migrate(engine: Engine) -> None:
     except SQLAlchemyError as exc:
         raise StoreError(
             f"The database could not be migrated: {exc.__class__.__name__}: {exc.args[0] if exc.args else exc}"
+        ) from exc
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction. The driver's errors become StoreError here, the one place for the whole store;
+    IntegrityError passes through, since a unique claim that loses is an answer, not a failure."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        reason = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        raise StoreError(
+            f"The database is unavailable: {reason.splitlines()[0] if reason else type(exc).__name__}"
         ) from exc

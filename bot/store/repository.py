@@ -6,17 +6,18 @@ threads, restarts and replicas sharing one PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.analysis.models import Draft, draft_json
 from bot.errors import StoreError
+from bot.store.db import transaction
 from bot.store.models import ClaimRow, CursorRow, DraftEditRow, DraftRow, DraftStatus, LeaseRow, PromptRow
 
 
@@ -85,18 +86,8 @@ class Repository:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            reason = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
-            raise StoreError(
-                f"The database is unavailable: {reason.splitlines()[0] if reason else type(exc).__name__}"
-            ) from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return transaction(self._sessions)
 
     # -- drafts -------------------------------------------------------------------------------
     def start_draft(

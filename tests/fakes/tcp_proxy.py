@@ -17,6 +17,7 @@ the outage:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
@@ -50,10 +51,8 @@ class _Link:
             return
         self._closed.set()
         for sock in (self.client, self.upstream):
-            try:
+            with contextlib.suppress(OSError):  # not connected any more
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv() on this socket
-            except OSError:
-                pass  # not connected any more
             sock.close()
 
 

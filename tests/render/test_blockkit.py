@@ -384,16 +384,24 @@ class TestRenderPrompt:
 
 class TestRenderProgress:
     def test_one_line_per_source(self, draft: Draft) -> None:
-        """Each source shows its reported state, or that it is still being read."""
+        """Each source shows whether it finished, failed or is still being read, with its latest message."""
         (block,) = render_progress(
-            draft.incident, done={"pagerduty": "24 events", "slack": "412 messages read"}
+            draft.incident,
+            done={"pagerduty": "24 events", "github": "GitHub was unreachable: 503"},
+            reading={"slack": "412 messages read"},
+            failed={"github"},
         )
         lines = block["text"]["text"].splitlines()
         assert lines[1:] == [
             ":white_check_mark: *PagerDuty* — 24 events",
-            ":hourglass_flowing_sand: *GitHub* — reading…",
-            ":white_check_mark: *Slack* — 412 messages read",
+            ":x: *GitHub* — GitHub was unreachable: 503",
+            ":hourglass_flowing_sand: *Slack* — 412 messages read",
         ]
+
+    def test_a_source_not_heard_from_is_reading(self, draft: Draft) -> None:
+        """Before a source reports anything it shows as being read, never as done."""
+        (block,) = render_progress(draft.incident, done={})
+        assert block["text"]["text"].count(":hourglass_flowing_sand:") == 3
 
     def test_hostile_progress(self, draft: Draft) -> None:
         """Unknown sources and hostile messages are shown safely and within limits."""
