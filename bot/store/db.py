@@ -34,10 +34,19 @@ def create_store_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+            # Python's sqlite3 opens a transaction only at the first write, so a read-then-write (a row
+            # "locked" with SELECT ... FOR UPDATE, which SQLite ignores) could interleave with another
+            # thread's and lose its update. Take over BEGIN (below) instead.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+            # IMMEDIATE takes the write lock at the start, so every transaction is serialisable.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # pool_pre_ping: a PostgreSQL restart leaves dead pooled connections; replace them instead of failing.
