@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
 from tests.fakes.socket_mode import Ack, SocketModeFake
 from tests.fakes.tls import server_context, write_ca_bundle
+from tests.fakes.wait import DEADLINE
 
 SAMPLE = json.loads((DEFAULT_SAMPLE / "sample.json").read_text(encoding="utf-8"))
 INCIDENT_ID = "Q1R2S3T4U5V6W7"
@@ -36,19 +36,6 @@ CHANNEL, CHANNEL_NAME = "C07INC9876", "inc-9876-api-latency"
 ANA = "U01ANA"
 PD_FROM_EMAIL = "ana.lima@acme.example"  # a PagerDuty user the fake knows: notes are written as her
 SPACE = "PM"
-DEADLINE = 30.0  # generous for a loaded 2-core machine; every wait polls and returns as soon as it can
-
-
-def poll(predicate: Callable[[], Any], *, what: str, timeout: float = DEADLINE) -> Any:
-    """Poll until `predicate()` is truthy and return it; AssertionError naming `what` past the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {timeout}s")
-        time.sleep(0.01)
 
 
 @dataclass(frozen=True)

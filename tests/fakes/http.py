@@ -28,6 +28,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.wait import poll
+
 
 @dataclass(frozen=True)
 class Request:
@@ -201,16 +203,8 @@ class FakeServer:
                 if re.search(pattern, r.path) and (method is None or r.method == method.upper())
             ]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-        """Poll a condition until it is truthy or the deadline passes (then AssertionError)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: condition not met within {timeout}s")
-            time.sleep(interval)
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        return poll(predicate, timeout=timeout, what=f"{self.name}: condition")
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property

@@ -23,6 +23,8 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from tests.fakes.wait import poll
+
 
 @dataclass(frozen=True)
 class Ack:
@@ -192,10 +194,10 @@ class SocketModeFake:
 
     # -- waiting ------------------------------------------------------------------------------
     def wait_for_connections(self, count: int = 1, timeout: float = 15.0) -> list[Connection]:
-        return _poll(
+        return poll(
             lambda: len(self.live_connections()) >= count and self.live_connections(),
-            timeout,
-            f"{count} connection(s)",
+            timeout=timeout,
+            what=f"socket-mode: {count} connection(s)",
         )
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 15.0) -> Ack:
@@ -204,20 +206,9 @@ class SocketModeFake:
                 delivery = self.deliveries.get(envelope_id)
                 return delivery.acks[0] if delivery and delivery.acks else None
 
-        return _poll(acked, timeout, f"an ack of {envelope_id}")
+        return poll(acked, timeout=timeout, what=f"socket-mode: an ack of {envelope_id}")
 
     def ack_latency(self, envelope_id: str) -> float:
         with self._lock:
             delivery = self.deliveries[envelope_id]
             return delivery.acks[0].at - delivery.at
-
-
-def _poll(predicate, timeout: float, what: str):  # noqa: ANN001, ANN202 - generic helper
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"socket-mode: no {what} within {timeout}s")
-        time.sleep(0.01)

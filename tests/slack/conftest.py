@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
 from tests.fakes.socket_mode import Ack, SocketModeFake
 from tests.fakes.tls import write_ca_bundle
+from tests.fakes.wait import poll
 from tests.slack import payloads
 
 INCIDENT_ID = "Q1R2S3T4U5V6W7"
@@ -54,19 +54,6 @@ OUTSIDER = "U05EVE"  # in the workspace, not in the incident channel (but in #ge
 REVIEWERS = "S07REVIEW"  # a user group: Ben and Eve
 SERVICE_REPOS = {"customer-api": "acme/customer-api", "auth-service": "acme/auth-service"}
 PD_FROM_EMAIL = "ana.lima@acme.example"
-DEADLINE = 20.0
-
-
-def poll(predicate: Callable[[], Any], *, timeout: float = DEADLINE, what: str = "condition") -> Any:
-    """Poll until `predicate()` is truthy; AssertionError naming `what` past the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met within {timeout}s")
-        time.sleep(0.01)
 
 
 class TrackingExecutor(ThreadPoolExecutor):
