@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bot.samples import DEFAULT_SAMPLE
-from tests.e2e import envelopes
 from tests.e2e.bot_process import BotProcess, clean_env, start_together
+from tests.fakes import slack_payloads
 from tests.fakes.confluence import ConfluenceFake, FakePage
 from tests.fakes.github import DEFAULT_TOKEN as GITHUB_TOKEN
 from tests.fakes.github import GitHubFake
@@ -107,8 +107,7 @@ class Workspace:
         channel_name: str = CHANNEL_NAME,
     ) -> Sent:
         name, url = self._response_url()
-        payload = envelopes.slash_command(
-            command="/postmortem",
+        payload = slack_payloads.slash_command(
             text=text,
             channel_id=channel_id,
             channel_name=channel_name,
@@ -119,14 +118,14 @@ class Workspace:
 
     def message(self, bot: BotProcess, *, channel_id: str, text: str, user_id: str = ANA) -> Sent:
         """A person's new top-level message in a channel, as the Events API delivers it."""
-        payload = envelopes.event_callback(
-            envelopes.channel_message(channel_id=channel_id, text=text, user_id=user_id)
+        payload = slack_payloads.event_callback(
+            slack_payloads.message_event(channel=channel_id, text=text, user=user_id)
         )
         return self._deliver(bot, "events_api", payload, None)
 
     def click(self, bot: BotProcess, message: dict[str, Any], action_id: str, *, user_id: str = ANA) -> Sent:
         name, url = self._response_url()
-        payload = envelopes.block_action(
+        payload = slack_payloads.block_action(
             message=message,
             action_id=action_id,
             channel_id=CHANNEL,
@@ -139,7 +138,7 @@ class Workspace:
     def submit(
         self, bot: BotProcess, view: dict[str, Any], changes: dict[str, str], *, user_id: str = ANA
     ) -> Sent:
-        payload = envelopes.view_submission(view=view, user_id=user_id, changes=changes)
+        payload = slack_payloads.view_submission(view=view, user_id=user_id, changes=changes)
         return self._deliver(bot, "interactive", payload, None)
 
     def redeliver(self, sent: Sent, *, to: BotProcess | None = None) -> None:

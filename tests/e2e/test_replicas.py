@@ -18,10 +18,11 @@ import pytest
 
 from bot.ids import ActionId
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import ANA, BotStarter, Workspace, poll
-from tests.e2e.envelopes import action_ids
+from tests.e2e.conftest import ANA, BotStarter, Workspace
 from tests.e2e.test_review_flow import assert_published_once, assert_stopped_cleanly, draft, edit_summary
 from tests.fakes.pagerduty import generated_incident
+from tests.fakes.slack_payloads import action_ids
+from tests.fakes.wait import poll
 
 # Replicas need one database they all reach: PostgreSQL (a SQLite file is one machine's).
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

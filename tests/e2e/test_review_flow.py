@@ -11,8 +11,9 @@ from typing import Any
 
 from bot.ids import ActionId, BlockId, CallbackId
 from tests.e2e.bot_process import BotProcess
-from tests.e2e.conftest import ANA, INCIDENT_ID, PD_FROM_EMAIL, SPACE, Workspace, poll
-from tests.e2e.envelopes import action_ids
+from tests.e2e.conftest import ANA, INCIDENT_ID, PD_FROM_EMAIL, SPACE, Workspace
+from tests.fakes.slack_payloads import action_ids
+from tests.fakes.wait import poll
 
 TITLE = "Postmortem: PD-9876 — High severity API latency spikes in production"
 CHART = "PD-9876-timeline.png"

@@ -21,10 +21,11 @@ from bot.store.db import create_store_engine
 from bot.store.models import Base
 from bot.store.repository import Repository, StoredDraft
 from tests.e2e.bot_process import BotProcess, clean_env
-from tests.e2e.conftest import ANA, INCIDENT_ID, SPACE, Fakes, Sent, Workspace, bot_settings, poll
-from tests.e2e.envelopes import action_ids
+from tests.e2e.conftest import ANA, INCIDENT_ID, SPACE, Fakes, Sent, Workspace, bot_settings
 from tests.e2e.test_review_flow import SLACK_ACK_LIMIT, TITLE, status_line, text_of
 from tests.fakes.confluence import FakePage
+from tests.fakes.slack_payloads import action_ids
+from tests.fakes.wait import poll
 
 # A client gives up on a request after 1 s and retries twice: faults play out in seconds, not minutes.
 FAST = {"HTTP_TIMEOUT_SECONDS": "1", "HTTP_MAX_RETRIES": "2"}

@@ -24,10 +24,10 @@ from bot.deps import build_services, build_web_client_from, slack_options
 from bot.slack.context import BotContext
 from bot.store.db import create_store_engine, migrate
 from bot.store.repository import Repository, StoredDraft
+from tests.fakes import slack_payloads
 from tests.fakes.confluence import ConfluenceFake
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN
 from tests.reliability.pipeline import CHANNEL, INCIDENT_ID, SERVICE_REPOS, Fakes, live_sources
-from tests.slack import payloads
 
 CHANNEL_NAME = "inc-9876-api-latency"
 PD_FROM_EMAIL = "ana.lima@acme.example"
@@ -55,7 +55,7 @@ class SlackApp:
         """Run `/postmortem <text>` in the incident channel; returns the name of its response_url."""
         name = f"reply{next(self._names)}"
         self.deliver(
-            payloads.slash_command(
+            slack_payloads.slash_command(
                 text=text,
                 channel_id=CHANNEL,
                 channel_name=CHANNEL_NAME,
@@ -67,25 +67,15 @@ class SlackApp:
 
     def click(self, action_id: str, *, user_id: str = "U01ANA") -> str:
         """Click a button of the preview message, as `user_id`; returns the name of its response_url."""
-        message = self.preview()
-        button = next(
-            element | {"block_id": block["block_id"]}
-            for block in message["blocks"]
-            if block["type"] == "actions"
-            for element in block["elements"]
-            if element["action_id"] == action_id
-        )
         name = f"reply{next(self._names)}"
         self.deliver(
-            payloads.block_action(
+            slack_payloads.block_action(
+                message=self.preview(),
                 action_id=action_id,
-                value=button["value"],
-                user_id=user_id,
                 channel_id=CHANNEL,
                 channel_name=CHANNEL_NAME,
-                message=message,
+                user_id=user_id,
                 response_url=self.fakes.slack.response_url(name),
-                block_id=button["block_id"],
             )
         )
         return name

@@ -37,6 +37,7 @@ from bot.analysis.models import EditableSection
 from bot.ids import ActionId
 from bot.store.models import DraftStatus
 from bot.store.repository import EditRecord, StoredDraft
+from tests.fakes import slack_payloads
 from tests.fakes.confluence import ConfluenceFake
 from tests.fakes.github import GitHubFake
 from tests.fakes.pagerduty import PagerDutyFake
@@ -44,7 +45,6 @@ from tests.fakes.slack_web import SlackWebFake
 from tests.fakes.tls import write_ca_bundle
 from tests.reliability.pipeline import CHANNEL, INCIDENT_ID, Fakes
 from tests.reliability.slack_app import CHANNEL_NAME, SlackApp, slack_app
-from tests.slack import payloads
 
 ANA, BEN, EVE, FAY = "U01ANA", "U02BEN", "U05EVE", "U06FAY"
 BOT_USER = "U09PMBOT"
@@ -151,8 +151,9 @@ def open_modal(bot: SlackApp, user_id: str) -> dict[str, Any]:
 
 def submit(bot: SlackApp, view: dict[str, Any], *, user_id: str, summary: str) -> dict[str, Any] | None:
     """Submit an Edit modal with the summary rewritten; the ack's body."""
-    values = payloads.input_values(view, {SUMMARY_BLOCK: summary})
-    return dispatch(bot, payloads.view_submission(view=view, user_id=user_id, values=values))
+    return dispatch(
+        bot, slack_payloads.view_submission(view=view, user_id=user_id, changes={SUMMARY_BLOCK: summary})
+    )
 
 
 def edit_summary(bot: SlackApp, user_id: str, summary: str = APPROVED_SUMMARY) -> None:
@@ -257,24 +258,14 @@ def reach(bot: SlackApp, stage: str, approver: str) -> None:
 def replayed(bot: SlackApp, action_id: ActionId, *, user_id: str, channel_id: str, channel_name: str) -> str:
     """The approver's genuine click on the preview, replayed with its channel changed (the button's value
     still naming the draft); returns the name of its response_url."""
-    message = bot.preview()
-    block, button = next(
-        (block, element)
-        for block in message["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element["action_id"] == action_id
-    )
     reply = f"replay-{action_id}-{user_id}-{channel_id}"
-    genuine = payloads.block_action(
+    genuine = slack_payloads.block_action(
+        message=bot.preview(),
         action_id=action_id,
-        value=button["value"],
-        user_id=user_id,
         channel_id=CHANNEL,
         channel_name=CHANNEL_NAME,
-        message=message,
+        user_id=user_id,
         response_url=bot.fakes.slack.response_url(reply),
-        block_id=block["block_id"],
     )
     assert genuine["actions"][0]["value"] == INCIDENT_ID
     forged = genuine | {
@@ -292,7 +283,7 @@ def command_in(bot: SlackApp, *, user_id: str) -> str:
     channel_id, channel_name = (CHANNEL, CHANNEL_NAME) if in_incident else (GENERAL, GENERAL_NAME)
     reply = f"command-{user_id}-{next(COMMANDS)}"
     bot.deliver(
-        payloads.slash_command(
+        slack_payloads.slash_command(
             text="PD-9876",
             channel_id=channel_id,
             channel_name=channel_name,

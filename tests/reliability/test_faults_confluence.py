@@ -23,12 +23,12 @@ from tests.e2e.conftest import (
     Sent,
     Workspace,
     fakes,  # noqa: F401 - the module's fakes, a fixture
-    poll,
 )
-from tests.e2e.envelopes import action_ids
 from tests.e2e.test_review_flow import EDITED_SUMMARY, SUMMARY_BLOCK, text_of
 from tests.fakes.confluence import FakePage
 from tests.fakes.http import Fault
+from tests.fakes.slack_payloads import action_ids
+from tests.fakes.wait import poll
 from tests.reliability.faults import (
     Shared,
     acked_in_time,

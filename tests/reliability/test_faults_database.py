@@ -22,10 +22,10 @@ from tests.e2e.conftest import (
     Fakes,
     Workspace,
     fakes,  # noqa: F401 - the module's fakes, a fixture
-    poll,
 )
-from tests.e2e.envelopes import action_ids
+from tests.fakes.slack_payloads import action_ids
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.wait import poll
 from tests.reliability.faults import (
     Shared,
     acked_in_time,

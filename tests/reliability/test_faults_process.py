@@ -23,11 +23,11 @@ from tests.e2e.bot_process import BotProcess
 from tests.e2e.conftest import (
     Workspace,
     fakes,  # noqa: F401 - the module's fakes, a fixture
-    poll,
     workspace,  # noqa: F401 - a fresh workspace per case, a fixture
 )
-from tests.e2e.envelopes import action_ids
 from tests.fakes.http import Fault
+from tests.fakes.slack_payloads import action_ids
+from tests.fakes.wait import poll
 from tests.reliability.faults import (
     PROGRESS_TEXT,
     acked_in_time,

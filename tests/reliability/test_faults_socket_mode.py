@@ -20,8 +20,8 @@ from tests.e2e.conftest import (
     Sent,
     Workspace,
     fakes,  # noqa: F401 - the module's fakes, a fixture
-    poll,
 )
+from tests.fakes.wait import poll
 from tests.reliability.faults import (
     Shared,
     acked_in_time,

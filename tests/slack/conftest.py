@@ -37,13 +37,13 @@ from bot.sources.gather import Sources
 from bot.sources.pagerduty import PagerDutySource
 from bot.sources.slack_history import SlackHistorySource
 from bot.store.repository import Repository, StoredDraft
+from tests.fakes import slack_payloads
 from tests.fakes.confluence import ConfluenceFake, FakePage
 from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
 from tests.fakes.socket_mode import Ack, SocketModeFake
 from tests.fakes.tls import write_ca_bundle
 from tests.fakes.wait import poll
-from tests.slack import payloads
 
 INCIDENT_ID = "Q1R2S3T4U5V6W7"
 CHANNEL, CHANNEL_NAME = "C07INC9876", "inc-9876-api-latency"
@@ -108,7 +108,7 @@ class Harness:
         self, text: str, *, channel_id: str = CHANNEL, channel_name: str = CHANNEL_NAME, user_id: str = ANA
     ) -> Sent:
         name = self._response_name()
-        payload = payloads.slash_command(
+        payload = slack_payloads.slash_command(
             text=text,
             channel_id=channel_id,
             channel_name=channel_name,
@@ -118,7 +118,7 @@ class Harness:
         return Sent(self.socket.deliver("slash_commands", payload), name)
 
     def event(self, event: dict[str, Any], **delivery: Any) -> Sent:
-        return Sent(self.socket.deliver("events_api", payloads.event_callback(event), **delivery))
+        return Sent(self.socket.deliver("events_api", slack_payloads.event_callback(event), **delivery))
 
     def click(
         self,
@@ -131,29 +131,23 @@ class Harness:
         value: str | None = None,
     ) -> Sent:
         """Click the button `action_id` of `message` (its own value unless `value` forges one)."""
-        button = find_button(message, action_id)
         name = self._response_name()
-        payload = payloads.block_action(
+        payload = slack_payloads.block_action(
+            message=message,
             action_id=action_id,
-            value=button.get("value", "") if value is None else value,
-            user_id=user_id,
             channel_id=channel_id,
             channel_name=channel_name,
-            message=message,
+            user_id=user_id,
             response_url=self.slack.response_url(name),
-            block_id=button["block_id"],
+            value=value,
         )
         return Sent(self.socket.deliver("interactive", payload), name)
 
     def submit(
         self, view: dict[str, Any], *, user_id: str = ANA, changes: dict[str, str] | None = None
     ) -> Sent:
-        values = payloads.input_values(view, changes or {})
-        return Sent(
-            self.socket.deliver(
-                "interactive", payloads.view_submission(view=view, user_id=user_id, values=values)
-            )
-        )
+        payload = slack_payloads.view_submission(view=view, user_id=user_id, changes=changes or {})
+        return Sent(self.socket.deliver("interactive", payload))
 
     def redeliver(self, sent: Sent) -> Sent:
         """Slack sending the same envelope again (its ack was lost)."""
@@ -202,23 +196,6 @@ class Harness:
         self.settle(self.command("PD-9876"))
         assert self.stored().status.value == "draft", self.stored().error
         return self.preview()
-
-
-def find_button(message: dict[str, Any], action_id: str) -> dict[str, Any]:
-    for block in message.get("blocks", []):
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            if element.get("action_id") == action_id:
-                return element | {"block_id": block.get("block_id")}
-    raise AssertionError(f"no {action_id} button in {action_ids(message)}")
-
-
-def action_ids(message: dict[str, Any]) -> list[str]:
-    return [
-        element.get("action_id")
-        for block in message.get("blocks", [])
-        if block.get("type") == "actions"
-        for element in block.get("elements", [])
-    ]
 
 
 def block_text(message: dict[str, Any], block_id: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from bot.analysis.models import EditableSection
 from bot.ids import ActionId, BlockId, CallbackId
 from tests.fakes.http import Fault
+from tests.fakes.slack_payloads import action_ids, block_action, message_event
 from tests.slack.conftest import (
     ANA,
     BEN,
@@ -23,12 +24,10 @@ from tests.slack.conftest import (
     OUTSIDER,
     Harness,
     Sent,
-    action_ids,
     all_text,
     block_text,
 )
 from tests.slack.flows import NEW_SUMMARY, PREVIEW_BUTTONS, approve, edit_summary, ephemeral_reply
-from tests.slack.payloads import block_action, message_event
 
 EXPIRED = "1721477900.7000000001.expiredtrigger"
 
@@ -107,12 +106,11 @@ class TestEdit:
         preview = harness.drafted()
         harness.slack.expired_trigger_ids.add(EXPIRED)
         payload = block_action(
+            message=preview,
             action_id=ActionId.EDIT,
-            value=INCIDENT_ID,
-            user_id=ANA,
             channel_id=CHANNEL,
             channel_name=CHANNEL_NAME,
-            message=preview,
+            user_id=ANA,
             response_url=harness.slack.response_url("expired"),
         )
         sent = Sent(harness.socket.deliver("interactive", payload | {"trigger_id": EXPIRED}), "expired")

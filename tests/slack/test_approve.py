@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.ids import ActionId, BlockId
 from tests.fakes.http import Fault
-from tests.slack.conftest import ANA, BEN, INCIDENT_ID, Harness, action_ids, all_text, block_text
+from tests.fakes.slack_payloads import action_ids
+from tests.slack.conftest import ANA, BEN, INCIDENT_ID, Harness, all_text, block_text
 from tests.slack.flows import NEW_SUMMARY, TITLE, approve, edit_summary, ephemeral_reply, links_posted
 
 

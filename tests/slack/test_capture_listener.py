@@ -23,10 +23,11 @@ from bot.slack.context import BotContext
 from bot.store.capture import CaptureRepository
 from bot.timeline.models import datetime_to_slack_ts
 from tests.fakes.slack_events import BOT_USER, CHANNEL, channel_events, history_as_captured, member_event
+from tests.fakes.slack_payloads import action_ids, event_callback, message_event
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
 from tests.fakes.socket_mode import SocketModeFake
-from tests.slack import payloads
-from tests.slack.conftest import TrackingExecutor, action_ids, poll
+from tests.fakes.wait import poll
+from tests.slack.conftest import TrackingExecutor
 
 NOW = datetime(2024, 7, 20, 13, 30, tzinfo=UTC)
 WINDOW = (datetime(2024, 7, 20, 9, 0, tzinfo=UTC), datetime(2024, 7, 20, 14, 0, tzinfo=UTC))
@@ -41,7 +42,7 @@ class CaptureHarness:
 
     def deliver(self, events: list[dict[str, Any]]) -> None:
         """Send each event in its own envelope and wait until all are acked and every listener finished."""
-        sent = [self.socket.deliver("events_api", payloads.event_callback(event)) for event in events]
+        sent = [self.socket.deliver("events_api", event_callback(event)) for event in events]
         for envelope_id in sent:
             self.socket.wait_for_ack(envelope_id)
         poll(self.executor.idle, what="listeners finished")
@@ -117,7 +118,7 @@ class TestCaptureListener:
 
     def test_resolved_message_is_captured_and_prompts(self, harness: CaptureHarness) -> None:
         """The message listener captures first and still offers the postmortem."""
-        resolved = payloads.message_event(
+        resolved = message_event(
             channel=CHANNEL, text="Incident is resolved, all clear", ts="1721477760.002500"
         )
         harness.deliver([resolved])

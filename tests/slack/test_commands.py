@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.ids import ActionId, BlockId
+from tests.fakes.slack_payloads import action_ids
 from tests.slack.conftest import (
     CHANNEL,
     CHANNEL_NAME,
@@ -12,7 +13,6 @@ from tests.slack.conftest import (
     GENERAL_NAME,
     INCIDENT_ID,
     Harness,
-    action_ids,
     all_text,
     block_text,
 )

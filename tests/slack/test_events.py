@@ -10,16 +10,14 @@ import yaml
 
 from bot.ids import ActionId
 from tests.fakes.http import Fault
+from tests.fakes.slack_payloads import action_ids, find_button, message_event
 from tests.slack.conftest import (
     CHANNEL,
     GENERAL,
     INCIDENT_ID,
     OTHER_INCIDENT,
     Harness,
-    action_ids,
-    find_button,
 )
-from tests.slack.payloads import message_event
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 RESOLVED = "Incident is resolved, all clear"
