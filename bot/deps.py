@@ -102,13 +102,6 @@ def render_options(settings: Settings) -> RenderOptions:
     return RenderOptions(timezone=settings.timezone, templates_dir=settings.templates_dir)
 
 
-def build_repository(settings: Settings) -> Repository:
-    """The store, migrated to the newest schema (replicas starting together take turns)."""
-    engine = create_store_engine(settings.database_url)
-    migrate(engine)
-    return Repository(engine)
-
-
 def build_publisher(settings: Settings) -> ConfluencePublisher | None:
     if settings.confluence_url is None:
         return None

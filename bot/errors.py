@@ -10,7 +10,6 @@ PostmortemError
 │   └── SourceUnavailable   5xx, timeouts, retries exhausted
 ├── PublishError            Confluence (or another target) refused or failed
 │   └── StaleVersionError   the page changed under us (409)
-├── NotAllowed              the user may not do this (approve, edit, discard)
 └── StoreError              the database is unreachable or refused the write
 """
 
@@ -54,10 +53,6 @@ class PublishError(PostmortemError):
 
 
 class StaleVersionError(PublishError):
-    pass
-
-
-class NotAllowed(PostmortemError):
     pass
 
 

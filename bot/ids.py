@@ -32,6 +32,8 @@ class BlockId(StrEnum):
     STATUS = "pm_status"
     ACTIONS = "pm_actions"
     PROMPT_ACTIONS = "pm_prompt_actions"
+    DRAFT_FAILED = "pm_draft_failed"  # the progress message once drafting failed
+    DRAFT_FAILED_ACTIONS = "pm_draft_failed_actions"
     # Edit modal input blocks, one per editable section: "pm_edit_<section>"
     EDIT_PREFIX = "pm_edit_"
 

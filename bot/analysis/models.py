@@ -82,10 +82,6 @@ class ActionItem(Frozen):
     author: str | None = None
     problems: tuple[str, ...] = ()  # quality flags: "no owner", "not specific"
 
-    @property
-    def is_good(self) -> bool:
-        return not self.problems
-
 
 class Quote(Frozen):
     """A chat message quoted as evidence (a root-cause cue, a lesson), with author and link."""

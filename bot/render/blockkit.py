@@ -488,6 +488,18 @@ def render_prompt(incident: Incident, *, draft_id: str) -> list[dict]:
     return _json([_section(text), ActionsBlock(block_id=BlockId.PROMPT_ACTIONS, elements=[button])])
 
 
+def render_draft_failure(incident_key: str, *, draft_id: str, error: str) -> list[dict]:
+    """The progress message once drafting failed: the reason, and Retry (which drafts into the same message)."""
+    text = f"Could not draft {mrkdwn(incident_key, limit=40)}: {mrkdwn(error, limit=1000)}"
+    button = _button("Retry", ActionId.START_DRAFT, draft_id, style="primary")
+    return _json(
+        [
+            _section(text, BlockId.DRAFT_FAILED),
+            ActionsBlock(block_id=BlockId.DRAFT_FAILED_ACTIONS, elements=[button]),
+        ]
+    )
+
+
 _SOURCES = {Source.PAGERDUTY.value: "PagerDuty", Source.GITHUB.value: "GitHub", Source.SLACK.value: "Slack"}
 
 

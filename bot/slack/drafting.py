@@ -9,8 +9,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PostmortemError
-from bot.ids import ActionId
 from bot.postmortem import begin_draft, compile_into
+from bot.render.blockkit import render_draft_failure
 from bot.slack.authz import log_refusal, may_review
 from bot.slack.context import BotContext
 from bot.slack.preview import ProgressMessage, show_preview
@@ -77,23 +77,7 @@ def show_draft_failure(
     client: WebClient, *, channel_id: str, ts: str, incident_key: str, ref: str, error: str
 ) -> None:
     """The progress message turns into the error with a Retry button; nothing is lost."""
-    blocks = [
-        {
-            "type": "section",
-            "text": {"type": "plain_text", "text": f"Could not draft {incident_key}: {error}"[:2900]},
-        },
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": ActionId.START_DRAFT,
-                    "text": {"type": "plain_text", "text": "Retry"},
-                    "value": ref,
-                }
-            ],
-        },
-    ]
+    blocks = render_draft_failure(incident_key, draft_id=ref, error=error)
     client.chat_update(channel=channel_id, ts=ts, blocks=blocks, text=f"Could not draft {incident_key}")
 
 

@@ -14,6 +14,7 @@ from bot.render.blockkit import (
     key_events,
     mrkdwn,
     render_blockkit,
+    render_draft_failure,
     render_edit_modal,
     render_progress,
     render_prompt,
@@ -378,6 +379,21 @@ class TestRenderPrompt:
     def test_hostile_title(self, draft: Draft) -> None:
         """A hostile title does not ping and stays within limits."""
         blocks = render_prompt(draft.incident.model_copy(update={"title": HOSTILE * 50}), draft_id="d")
+        assert_within_slack_limits(blocks)
+        assert_no_pings(blocks)
+
+
+class TestRenderDraftFailure:
+    def test_the_reason_and_a_retry_button(self) -> None:
+        """A failed draft shows why, and Retry carries the incident to draft again."""
+        blocks = render_draft_failure("PD-9876", draft_id="Q1R2S3T4U5V6W7", error="PagerDuty was unreachable")
+        assert blocks[0]["text"]["text"] == "Could not draft PD-9876: PagerDuty was unreachable"
+        (button,) = blocks[1]["elements"]
+        assert (button["action_id"], button["value"]) == (ActionId.START_DRAFT, "Q1R2S3T4U5V6W7")
+
+    def test_a_hostile_error_stays_within_limits_and_pings_nobody(self) -> None:
+        """Whatever an error quotes, the message keeps Slack's limits and cannot ping."""
+        blocks = render_draft_failure("PD-9876", draft_id="Q1", error=HOSTILE * 200)
         assert_within_slack_limits(blocks)
         assert_no_pings(blocks)
 

@@ -25,8 +25,8 @@ from bot.app import create_app
 from bot.config import Settings
 from bot.deps import (
     build_replay_sources,
-    build_repository,
     build_services,
+    build_stores,
     build_web_client_from,
     slack_options,
 )
@@ -261,7 +261,7 @@ def _start(
             settings_extra["pagerduty_from_email"] = PD_FROM_EMAIL
         settings = _settings(tmp_path, slack, confluence, parent, **settings_extra)
         client = build_web_client_from(settings)
-        repo = build_repository(settings)
+        repo, _capture = build_stores(settings)
         if pagerduty is None:
             sources = build_replay_sources(DEFAULT_SAMPLE)
         else:
