@@ -84,12 +84,13 @@ class SlackAnnouncer:
 
     def refresh(self, *, stored: StoredDraft) -> None:
         """Show a draft's state in its channel message (the recovery job's PreviewRefresher): a drafting cut
-        off before its body existed becomes the error with Retry, anything else the preview in its state."""
-        if not stored.channel_id or not stored.preview_ts:
-            return  # nothing was posted yet: a new /postmortem starts afresh
+        off before its body existed becomes the error with Retry (a new message when the cut came before its
+        progress message was recorded), anything else the preview in its state."""
+        if not stored.channel_id:
+            return  # no channel to speak in: a new /postmortem starts afresh
         try:
             if stored.draft is None:
-                show_draft_failure(
+                ts = show_draft_failure(
                     self._client,
                     channel_id=stored.channel_id,
                     ts=stored.preview_ts,
@@ -97,7 +98,11 @@ class SlackAnnouncer:
                     ref=stored.id,
                     error=stored.error or "drafting did not finish",
                 )
-            else:
+                if ts != stored.preview_ts:
+                    self._ctx.services.repo.set_preview(
+                        draft_id=stored.id, channel_id=stored.channel_id, ts=ts
+                    )
+            elif stored.preview_ts:
                 show_preview(self._client, stored, options=self._ctx.services.render_options)
         except SlackApiError as exc:
             raise slack_error(exc, action="update the draft's message") from exc

@@ -74,11 +74,16 @@ def draft_in_channel(
 
 
 def show_draft_failure(
-    client: WebClient, *, channel_id: str, ts: str, incident_key: str, ref: str, error: str
-) -> None:
-    """The progress message turns into the error with a Retry button; nothing is lost."""
+    client: WebClient, *, channel_id: str, ts: str | None, incident_key: str, ref: str, error: str
+) -> str:
+    """The progress message turns into the error with a Retry button; nothing is lost. Without a message to
+    update (the process died between posting it and recording it) the error is posted anew. Returns its ts."""
     blocks = render_draft_failure(incident_key, draft_id=ref, error=error)
-    client.chat_update(channel=channel_id, ts=ts, blocks=blocks, text=f"Could not draft {incident_key}")
+    text = f"Could not draft {incident_key}"
+    if ts:
+        client.chat_update(channel=channel_id, ts=ts, blocks=blocks, text=text)
+        return ts
+    return client.chat_postMessage(channel=channel_id, blocks=blocks, text=text)["ts"]
 
 
 def _permalink(client: WebClient, channel_id: str | None, ts: str | None) -> str | None:

@@ -118,8 +118,9 @@ class TestKilledMidStep:
         acked_in_time(ws, ws.command(first, "PD-9876"))
         kill_when(
             first,
-            lambda: ws.posted() and row(database_url).status is DraftStatus.DRAFTING,
-            what="drafting under way",
+            # The progress message posted and recorded (the cut before it is recorded: tests/slack/test_announcer.py).
+            lambda: ws.posted() and row(database_url).preview_ts is not None,
+            what="drafting under way, its progress message recorded",
         )
         progress = channel_message(ws)
         assert progress["text"] == PROGRESS_TEXT and row(database_url).preview_ts == progress["ts"]

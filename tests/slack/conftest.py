@@ -96,6 +96,7 @@ class Harness:
     services: Services
     app: App
     executor: TrackingExecutor
+    ctx: BotContext
     pagerduty: PagerDutyFake | None = None
 
     _names = itertools.count(1)
@@ -279,11 +280,8 @@ def _start(
                 incidents=incidents, deploys=replay.deploys, chat=SlackHistorySource(client=client)
             )
         services = build_services(settings, repo=repo, sources=sources)
-        app = create_app(
-            settings=settings,
-            ctx=BotContext(services=services, options=slack_options(settings)),
-            client=client,
-        )
+        ctx = BotContext(services=services, options=slack_options(settings))
+        app = create_app(settings=settings, ctx=ctx, client=client)
         executor = TrackingExecutor()
         app.listener_runner.listener_executor = executor
         handler = SocketModeHandler(app, app_token=APP_TOKEN)
@@ -299,6 +297,7 @@ def _start(
                 services=services,
                 app=app,
                 executor=executor,
+                ctx=ctx,
                 pagerduty=pagerduty,
             )
         finally:
