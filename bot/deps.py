@@ -51,7 +51,8 @@ def build_pagerduty(settings: Settings) -> PagerDutySource:
     )
 
 
-def build_web_client_from(settings: Settings):  # noqa: ANN201 - slack_sdk.WebClient
+def build_web_client_from(settings: Settings, *, reads_only: bool = False):  # noqa: ANN201 - slack_sdk.WebClient
+    """The bot's WebClient; `reads_only` for one that never posts, so it may retry timed-out requests."""
     settings.require(Need.SLACK)
     return build_web_client(
         token=_secret(settings.slack_bot_token),
@@ -59,6 +60,7 @@ def build_web_client_from(settings: Settings):  # noqa: ANN201 - slack_sdk.WebCl
         ca_bundle=settings.ca_bundle,
         timeout=settings.http_timeout_seconds,
         max_retries=settings.http_max_retries,
+        reads_only=reads_only,
     )
 
 
@@ -76,7 +78,7 @@ def build_live_sources(settings: Settings) -> Sources:
             environment=settings.deploy_environment,
             web_url=settings.github_web_url,
         ),
-        chat=SlackHistorySource(client=build_web_client_from(settings)),
+        chat=SlackHistorySource(client=build_web_client_from(settings, reads_only=True)),
     )
 
 

@@ -1,7 +1,8 @@
 """The Slack Web API client, built one way, and the one place Slack's errors become the project's.
 
 `build_web_client` adds what slack_sdk leaves out by default: retries on 429 (honouring Retry-After),
-on 5xx and on dropped connections, each bounded by `max_retries`, and TLS that trusts `ca_bundle`.
+on 5xx and on dropped connections (and on timeouts, for a client that only reads), each bounded by
+`max_retries`, and TLS that trusts `ca_bundle`.
 `slack_error` turns whatever a call raised (`SlackApiError`, a transport error) into a `SourceError`
 whose message tells a person what to do; `slack_errors` is the same as a context manager.
 """
@@ -12,8 +13,10 @@ import random
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.client import RemoteDisconnected
 from pathlib import Path
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -70,11 +73,20 @@ def build_web_client(
     ca_bundle: Path | None = None,
     timeout: float = 15.0,
     max_retries: int = 4,
+    reads_only: bool = False,
 ) -> WebClient:
-    """A WebClient with bounded retries for 429 (after Retry-After), 5xx and connection errors."""
+    """A WebClient with bounded retries for 429 (after Retry-After), 5xx and connection errors.
+
+    A client that only reads (`reads_only`, the history source's) also retries a request whose answer did not
+    come within `timeout`. The client that posts does not: a timed-out chat.postMessage may have landed, and
+    sending it again would post twice."""
     context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     # Waits of 0.25 s, 0.5 s, 1 s, … each stretched by up to as much again.
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.25, jitter=_ProportionalJitter())
+    # URLError covers failures to connect (the request never left); TimeoutError is a read past `timeout`.
+    transient: list[type[Exception]] = [URLError, ConnectionResetError, RemoteDisconnected]
+    if reads_only:
+        transient.append(TimeoutError)
     return WebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
@@ -83,7 +95,9 @@ def build_web_client(
         retry_handlers=[
             RateLimitErrorRetryHandler(max_retry_count=max_retries),
             _ServerErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
-            ConnectionErrorRetryHandler(max_retry_count=max_retries, interval_calculator=backoff),
+            ConnectionErrorRetryHandler(
+                max_retry_count=max_retries, interval_calculator=backoff, error_types=transient
+            ),
         ],
     )
 

@@ -17,6 +17,7 @@ from bot.timeline.models import Channel, Incident
 from tests.fakes.http import Fault
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
 from tests.fakes.tls import server_context, write_ca_bundle
+from tests.fakes.wait import poll
 
 CHANNEL = "C07INC9876"
 OLDEST = datetime(2024, 7, 20, 10, 0, tzinfo=UTC)
@@ -46,9 +47,16 @@ def fake(server: SlackWebFake) -> SlackWebFake:
 
 
 def client_for(
-    fake: SlackWebFake, *, token: str = BOT_TOKEN, timeout: float = 5.0, max_retries: int = 2
+    fake: SlackWebFake,
+    *,
+    token: str = BOT_TOKEN,
+    timeout: float = 5.0,
+    max_retries: int = 2,
+    reads_only: bool = False,
 ) -> WebClient:
-    return build_web_client(token=token, base_url=fake.api_url, timeout=timeout, max_retries=max_retries)
+    return build_web_client(
+        token=token, base_url=fake.api_url, timeout=timeout, max_retries=max_retries, reads_only=reads_only
+    )
 
 
 def source_for(
@@ -59,7 +67,7 @@ def source_for(
     max_retries: int = 2,
     page_size: int = 200,
 ) -> SlackHistorySource:
-    client = client_for(fake, token=token, timeout=timeout, max_retries=max_retries)
+    client = client_for(fake, token=token, timeout=timeout, max_retries=max_retries, reads_only=True)
     return SlackHistorySource(client=client, page_size=page_size)
 
 
@@ -87,6 +95,23 @@ class TestBuildWebClient:
         fake.faults.add(Fault("5xx", times=1, path="auth.test", status=status))
         assert client_for(fake).auth_test()["user_id"] == "U09PMBOT"
         assert [r.status for r in calls(fake, "auth.test")] == [status, 200]
+
+    def test_a_reading_client_retries_a_timed_out_request(self, fake: SlackWebFake) -> None:
+        """A read whose answer does not come within the timeout is sent again, and the call succeeds."""
+        fake.faults.add(Fault("hang", times=1, path="conversations.info", seconds=2))
+        response = client_for(fake, timeout=0.3, reads_only=True).conversations_info(channel=CHANNEL)
+        assert response["channel"]["id"] == CHANNEL
+        # The held request is recorded once the fake lets go of it, after the client gave up on it.
+        poll(lambda: len(calls(fake, "conversations.info")) == 2, what="the held request and its retry")
+        assert sorted(r.status for r in calls(fake, "conversations.info")) == [200, 504]
+
+    def test_the_posting_client_does_not_resend_a_timed_out_post(self, fake: SlackWebFake) -> None:
+        """A post whose answer is late may have landed: it is not sent again (no message posted twice)."""
+        fake.faults.add(Fault("hang", times=1, path="chat.postMessage", seconds=1))
+        with pytest.raises(TimeoutError):
+            client_for(fake, timeout=0.3).chat_postMessage(channel=CHANNEL, text="Drafting…")
+        poll(lambda: calls(fake, "chat.postMessage"), what="the held post recorded")
+        assert len(calls(fake, "chat.postMessage")) == 1
 
     def test_trusts_the_ca_bundle(self, tmp_path: Path) -> None:
         """Over https the client trusts the CA bundle it is given."""
@@ -128,10 +153,13 @@ class TestSlackErrors:
         assert len(calls(fake, "conversations.info")) == 2
 
     def test_timeout(self, fake: SlackWebFake) -> None:
-        """An answer slower than the timeout is SourceUnavailable saying it timed out."""
-        fake.faults.add(Fault("hang", times=1, path="conversations.history", seconds=5))
+        """Answers slower than the timeout, past the retries, are SourceUnavailable saying it timed out."""
+        fake.faults.add(Fault("hang", times=None, path="conversations.history", seconds=1))
         with pytest.raises(SourceUnavailable, match="timed out"):
-            source_for(fake, timeout=0.3).get_history(channel=sample_channel(), oldest=OLDEST, latest=LATEST)
+            source_for(fake, timeout=0.3, max_retries=1).get_history(
+                channel=sample_channel(), oldest=OLDEST, latest=LATEST
+            )
+        poll(lambda: len(calls(fake, "conversations.history")) == 2, what="the request and its one retry")
 
     def test_not_in_channel(self, fake: SlackWebFake) -> None:
         """A channel the bot is not in: ChannelAccessError telling to invite it, from info and from history."""
