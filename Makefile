@@ -20,8 +20,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check bot tests bench
 	$(VENV)/bin/lint-imports
 
+# One worker per core; the reliability suite stays on one worker (its report needs the whole run).
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix bot tests bench

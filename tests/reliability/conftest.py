@@ -18,6 +18,9 @@ asserts | result | figures), with no extra bookkeeping:
 The document is rewritten only after a run that collected the whole tests/reliability directory and ran
 every test in it (`make test`, or `pytest tests/reliability`); a `-k`/`-m`/`--lf`/single-file run or
 one stopped early leaves it alone. The generator is tests/reliability/report.py.
+
+`make test` runs the tests on several pytest-xdist workers (`--dist loadgroup`); every test here is in
+one group, so one worker runs the whole suite and can write the document.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             ReliabilityReport(directory=HERE, output=DOCUMENT), "reliability-report"
         )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("reliability"))
 
 
 @pytest.fixture
