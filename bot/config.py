@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # Storage
     database_url: str = "sqlite:///postmortem-bot.sqlite3"
     # Live capture of incident channels: captured messages are deleted this many days after the channel's
-    # postmortem is published or discarded.
+    # postmortem is published or discarded (in a channel with no postmortem: after they were posted).
     capture_retention_days: int = Field(default=30, ge=0)
     # Drafting
     timezone: str = "UTC"

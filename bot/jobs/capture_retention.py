@@ -1,5 +1,6 @@
 """Retention of live capture: captured messages leave the store CAPTURE_RETENTION_DAYS after their
-channel's postmortem was published or discarded (`CaptureRepository.purge_captured`).
+channel's postmortem was published or discarded, or, in a channel with no postmortem, after they were
+posted (`CaptureRepository.purge_captured`).
 
 Every replica runs it; the deletes are idempotent, so two replicas purging at once delete each row once.
 """

@@ -307,8 +307,13 @@ class CaptureRepository:
 
     # -- retention --------------------------------------------------------------------------------------
     def purge_captured(self, *, now: datetime, older_than: timedelta) -> PurgeResult:
-        """Forget what was captured of channels whose postmortems were all published or discarded more
-        than `older_than` ago: the messages posted up to that moment, and the coverage of that stretch."""
+        """Forget what was captured `older_than` ago and is no evidence of a postmortem still kept.
+
+        A channel with a draft under review keeps everything. A channel whose drafts all ended more than
+        `older_than` ago, or that never had one, loses what was posted more than `older_than` ago. A channel
+        with a draft that ended more recently keeps that draft's evidence until its own retention runs out:
+        it loses only what was posted before an older draft's end. The coverage of a purged stretch goes
+        too, so a later draft reads it back from the history API instead of finding it missing."""
         cutoff = now - older_than
         with self._session() as session:
             drafts = session.execute(
@@ -316,18 +321,26 @@ class CaptureRepository:
                     DraftRow.channel_id.is_not(None)
                 )
             ).all()
-        until: dict[str, datetime] = {}
+            captured = set(session.scalars(select(CapturedMessageRow.channel_id).distinct())) | set(
+                session.scalars(select(CaptureSpanRow.channel_id).distinct())
+            )
+        ends: dict[str, list[datetime]] = {}
         open_channels = set()
         for channel_id, status, updated_at in drafts:
-            if status not in _FINAL:
+            if status in _FINAL:
+                ends.setdefault(channel_id, []).append(updated_at)
+            else:
                 open_channels.add(channel_id)
-            elif updated_at <= cutoff:
-                until[channel_id] = max(updated_at, until.get(channel_id, updated_at))
+        until: dict[str, datetime] = {}
+        for channel_id in captured - open_channels:
+            ended = ends.get(channel_id, [])
+            if all(end <= cutoff for end in ended):
+                until[channel_id] = cutoff
+            elif old := [end for end in ended if end <= cutoff]:
+                until[channel_id] = max(old)
         purged = 0
         channels = 0
         for channel_id, end in sorted(until.items()):
-            if channel_id in open_channels:
-                continue  # another draft of the channel is still under review: keep its evidence
             with self._session() as session:
                 gone = session.execute(
                     delete(CapturedMessageRow).where(

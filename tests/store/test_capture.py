@@ -349,15 +349,58 @@ class TestRetention:
         ]
         assert capture.purge_captured(now=now, older_than=timedelta(days=30)).messages == 0
 
-    def test_messages_after_the_postmortem_stay(self, capture: CaptureRepository, engine: Engine) -> None:
-        """Only what was posted up to the draft's end is purged; later capture (a reused channel) stays."""
+    def test_messages_after_the_postmortem_stay_until_their_own_retention(
+        self, capture: CaptureRepository, engine: Engine
+    ) -> None:
+        """A reused channel: what was posted after the postmortem ended stays until it is itself older than
+        the retention, then goes too."""
         repo = Repository(engine)
         self._fill(capture, "C0REUSED")
         self._draft(repo, draft_id="Q9", channel="C0REUSED", status=DraftStatus.DISCARDED, when=at(30))
-        later = one(datetime_to_slack_ts(at(45)))
-        apply(capture, [message_event(later, channel="C0REUSED")], now=at(45))
-        capture.purge_captured(now=at(30) + timedelta(days=31), older_than=timedelta(days=30))
-        held = capture.messages(channel_id="C0REUSED", oldest=at(0), latest=at(60))
-        assert [m.ts for m in held] == [later["ts"]]
-        covered = capture.coverage(channel_id="C0REUSED", oldest=at(0), latest=at(60), now=at(90))
-        assert covered and covered[0][0] >= at(30)
+        posted_at = at(30) + timedelta(days=2)
+        later = one(datetime_to_slack_ts(posted_at))
+        capture.touch(channel_id="C0REUSED", replica="r1", now=posted_at, version=later["ts"])
+        apply(capture, [message_event(later, channel="C0REUSED")], now=posted_at)
+
+        def held(now: datetime) -> list[str]:
+            capture.purge_captured(now=now, older_than=timedelta(days=30))
+            return [m.ts for m in capture.messages(channel_id="C0REUSED", oldest=at(0), latest=posted_at)]
+
+        assert held(at(30) + timedelta(days=31)) == [later["ts"]]
+        covered = capture.coverage(
+            channel_id="C0REUSED", oldest=at(0), latest=posted_at, now=at(30) + timedelta(days=31)
+        )
+        assert covered and covered[0][0] >= at(30), covered
+        assert held(posted_at + timedelta(days=30, minutes=1)) == []
+
+    def test_a_channel_never_drafted_keeps_only_the_retention(
+        self, capture: CaptureRepository, engine: Engine
+    ) -> None:
+        """A channel the bot watches without a postmortem: messages older than the retention are deleted with
+        their coverage, so a later draft reads that stretch from the history API; newer ones stay."""
+        self._fill(capture, "C0NODRAFT")
+        recent_at = at(0) + timedelta(days=20)
+        recent = one(datetime_to_slack_ts(recent_at))
+        capture.touch(channel_id="C0NODRAFT", replica="r1", now=recent_at)
+        apply(capture, [message_event(recent, channel="C0NODRAFT")], now=recent_at)
+        now = at(0) + timedelta(days=31)
+        result = capture.purge_captured(now=now, older_than=timedelta(days=30))
+        assert (result.channels, result.messages) == (1, 1)
+        held = capture.messages(channel_id="C0NODRAFT", oldest=at(0), latest=now)
+        assert [m.ts for m in held] == [recent["ts"]]
+        assert capture.coverage(channel_id="C0NODRAFT", oldest=at(0), latest=recent_at, now=now) == [
+            (recent_at, recent_at)
+        ], "the purged stretch is no longer covered"
+
+    def test_a_recent_postmortem_keeps_its_evidence_past_the_age(
+        self, capture: CaptureRepository, engine: Engine
+    ) -> None:
+        """A postmortem published yesterday of messages posted 60 days ago: its evidence stays for the
+        retention after the publication, even though the messages themselves are older."""
+        repo = Repository(engine)
+        self._fill(capture, "C0LONG")
+        published = at(0) + timedelta(days=60)
+        self._draft(repo, draft_id="Q8", channel="C0LONG", status=DraftStatus.PUBLISHED, when=published)
+        result = capture.purge_captured(now=published + timedelta(days=1), older_than=timedelta(days=30))
+        assert result.messages == 0
+        assert len(capture.messages(channel_id="C0LONG", oldest=at(0), latest=at(10))) == 1
