@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.context import SlackOptions
+from bot.store.repository import StoredDraft
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,15 @@ def _is_member(client: WebClient, *, channel_id: str, user_id: str) -> bool:
     return False
 
 
-def log_refusal(*, user_id: str, action: str, draft_id: str, channel_id: str | None) -> None:
+def log_refusal(*, user_id: str, action: str, stored: StoredDraft, channel_id: str | None) -> None:
+    """A WARNING naming who was refused what, on which incident (its PD-number) and draft, and where."""
     log.warning(
         "refused: not an approver",
-        extra={"user": user_id, "action": action, "incident": draft_id, "channel": channel_id},
+        extra={
+            "user": user_id,
+            "action": action,
+            "incident": stored.incident_key,
+            "draft": stored.id,
+            "channel": channel_id,
+        },
     )

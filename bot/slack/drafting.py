@@ -41,7 +41,7 @@ def draft_in_channel(
     if stored.draft is not None and not (
         user_id and may_review(client, ctx.options, user_id=user_id, channel_id=stored.channel_id)
     ):
-        log_refusal(user_id=user_id or "", action="draft", draft_id=stored.id, channel_id=channel_id)
+        log_refusal(user_id=user_id or "", action="draft", stored=stored, channel_id=channel_id)
         respond(f"Only approvers of {incident.key} may draft its postmortem again.")
         return
     log.info("drafting", extra={"incident": incident.key, "channel": channel_id, "action": "draft"})

@@ -43,7 +43,7 @@ from tests.fakes.github import GitHubFake
 from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack_web import SlackWebFake
 from tests.fakes.tls import write_ca_bundle
-from tests.reliability.pipeline import CHANNEL, INCIDENT_ID, Fakes
+from tests.reliability.pipeline import CHANNEL, INCIDENT_ID, INCIDENT_REF, Fakes
 from tests.reliability.slack_app import CHANNEL_NAME, SlackApp, slack_app
 
 ANA, BEN, EVE, FAY = "U01ANA", "U02BEN", "U05EVE", "U06FAY"
@@ -206,12 +206,11 @@ def snapshot(bot: SlackApp) -> Snapshot:
 
 
 def refusals(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, str]]:
-    """The refusals logged since the last call, as (user, action, incident); only WARNING records count."""
-    found = [
-        (record.user, record.action, record.incident)
-        for record in caplog.records
-        if record.getMessage() == REFUSED and record.levelno == logging.WARNING
-    ]
+    """The refusals logged since the last call, as (user, action, incident); only WARNING records count.
+    Each also names the draft (its PagerDuty id)."""
+    records = [r for r in caplog.records if r.getMessage() == REFUSED and r.levelno == logging.WARNING]
+    assert [r.draft for r in records] == [INCIDENT_ID] * len(records)
+    found = [(r.user, r.action, r.incident) for r in records]
     caplog.clear()
     return found
 
@@ -331,7 +330,7 @@ class TestNonApprovers:
                     reply = bot.click(button.action_id, user_id=intruder)
                     told_ephemerally(bot, reply, only_approvers(button.verb))
                     assert snapshot(bot) == before, (policy.name, intruder)
-                    assert refusals(caplog) == [(intruder, button.verb, INCIDENT_ID)], policy.name
+                    assert refusals(caplog) == [(intruder, button.verb, INCIDENT_REF)], policy.name
                     clicks += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)
@@ -364,7 +363,7 @@ class TestNonApprovers:
                     }
                     assert snapshot(bot) == before, (policy.name, intruder)
                     assert bot.fakes.slack.responses == []
-                    assert refusals(caplog) == [(intruder, "edit", INCIDENT_ID)], policy.name
+                    assert refusals(caplog) == [(intruder, "edit", INCIDENT_REF)], policy.name
                     submissions += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)
@@ -402,7 +401,7 @@ class TestNonApprovers:
                             told_ephemerally(bot, reply, only_approvers(button.verb))
                             assert snapshot(bot) == before, (policy.name, button, channel_id)
                             logged = refusals(caplog)
-                            assert logged == [(policy.approver, button.verb, INCIDENT_ID)], policy.name
+                            assert logged == [(policy.approver, button.verb, INCIDENT_REF)], policy.name
                             replays += 1
                             actions.add(button.action_id)
         figures["policies"] = len(POLICIES)
@@ -444,7 +443,7 @@ class TestNonApprovers:
                     reply = command_in(bot, user_id=intruder)
                     told_ephemerally(bot, reply, "Only approvers of PD-9876 may draft its postmortem again.")
                     assert snapshot(bot) == before, (policy.name, intruder)
-                    assert refusals(caplog) == [(intruder, "draft", INCIDENT_ID)], policy.name
+                    assert refusals(caplog) == [(intruder, "draft", INCIDENT_REF)], policy.name
                     commands += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)

@@ -242,7 +242,12 @@ class TestLoadForReview:
         assert len(harness.slack.updated) == updates and harness.slack.views == []
         assert len(harness.confluence.pages) == 1
         [refusal] = [r for r in caplog.records if r.getMessage() == "refused: not an approver"]
-        assert (refusal.user, refusal.action, refusal.incident) == (OUTSIDER, verb, INCIDENT_ID)
+        assert (refusal.user, refusal.action, refusal.incident, refusal.draft) == (
+            OUTSIDER,
+            verb,
+            "PD-9876",
+            INCIDENT_ID,
+        )
 
     @pytest.mark.parametrize(
         ("user_id", "channel_id", "channel_name"),

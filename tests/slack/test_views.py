@@ -109,7 +109,12 @@ class TestEditSubmission:
         assert "Only approvers" in ack.payload["errors"]["pm_edit_summary"]
         assert harness.stored().draft.edits == {} and harness.repo.edits(INCIDENT_ID) == []
         [refusal] = [r for r in caplog.records if r.getMessage() == "refused: not an approver"]
-        assert (refusal.user, refusal.action, refusal.incident) == (OUTSIDER, "edit", INCIDENT_ID)
+        assert (refusal.user, refusal.action, refusal.incident, refusal.draft) == (
+            OUTSIDER,
+            "edit",
+            "PD-9876",
+            INCIDENT_ID,
+        )
 
     def test_missing_draft_is_answered_inline(self, harness: Harness) -> None:
         """A modal whose draft is gone (another id) gets an inline error instead of a crash."""

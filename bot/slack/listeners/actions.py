@@ -45,7 +45,7 @@ def load_for_review(
     if clicked_in != stored.channel_id or not may_review(
         client, ctx.options, user_id=user_id, channel_id=stored.channel_id
     ):
-        log_refusal(user_id=user_id, action=action, draft_id=draft_id, channel_id=clicked_in)
+        log_refusal(user_id=user_id, action=action, stored=stored, channel_id=clicked_in)
         _ephemeral(respond)(f"Only approvers of {stored.incident_key} may {action} its postmortem.")
         return None
     return stored

@@ -55,7 +55,7 @@ def register(app, ctx: BotContext) -> None:  # noqa: ANN001 - slack_bolt.App
             return
         # private_metadata is client-supplied: authorise against the draft's own channel, never the modal's word.
         if not may_review(client, ctx.options, user_id=user_id, channel_id=stored.channel_id):
-            log_refusal(user_id=user_id, action="edit", draft_id=draft_id, channel_id=stored.channel_id)
+            log_refusal(user_id=user_id, action="edit", stored=stored, channel_id=stored.channel_id)
             ack(
                 response_action="errors",
                 errors={first_block: f"Only approvers of {stored.incident_key} may edit it."},
