@@ -35,15 +35,26 @@ class ChatHistory(Frozen):
     bot_user_id: str | None = None
 
 
+class IncidentLog(Frozen):
+    """What an incident's log says: the incident with its responders filled in, and its events."""
+
+    incident: Incident
+    events: tuple[TimelineEvent, ...]
+
+
 class IncidentSource(Protocol):
     """PagerDuty."""
 
     def get_incident(self, ref: str) -> Incident:
-        """`ref`: 'PD-9876', '9876' (the incident number) or an incident id. IncidentNotFound if none."""
+        """`ref`: 'PD-9876', '9876' (the incident number) or an incident id. IncidentNotFound if none.
+
+        The incident and its alerts (for its services), not its log: a resolved incident's responders are
+        only in its log, so they come with `get_log`, read alongside the other sources."""
         ...
 
-    def get_events(self, incident: Incident) -> tuple[TimelineEvent, ...]:
-        """Every log entry (all pages), alert (with body details) and note of the incident, as events."""
+    def get_log(self, incident: Incident) -> IncidentLog:
+        """Every log entry (all pages), alert (with body details) and note of the incident, as events; and
+        the incident with its assignees and acknowledgers from the log when the incident no longer lists them."""
         ...
 
 

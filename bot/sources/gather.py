@@ -15,9 +15,17 @@ from datetime import datetime, timedelta
 
 from bot.analysis.suspects import rank_suspects
 from bot.errors import AuthError, ChannelAccessError, PostmortemError, SourceUnavailable
-from bot.sources.base import ChatHistory, ChatSource, DeploySource, IncidentSource, Progress, no_progress
+from bot.sources.base import (
+    ChatHistory,
+    ChatSource,
+    DeploySource,
+    IncidentLog,
+    IncidentSource,
+    Progress,
+    no_progress,
+)
 from bot.timeline.build import recognise_rollbacks
-from bot.timeline.models import Channel, Deployment, Incident, IncidentEvidence, TimelineEvent
+from bot.timeline.models import Channel, Deployment, Incident, IncidentEvidence
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +70,18 @@ def gather_evidence(
     now: datetime,
     progress: Progress = no_progress,
 ) -> IncidentEvidence:
-    """Read the incident (errors propagate: without it there is nothing to draft), then the rest concurrently."""
+    """Read the incident (errors propagate: without it there is nothing to draft), then the rest concurrently:
+    its PagerDuty log (which completes it with its responders), GitHub's deployments and the Slack history."""
     progress("pagerduty", "reading the incident")
     incident = sources.incidents.get_incident(ref)
     progress("pagerduty", f"found {incident.key}: {incident.title}")
 
     notes: list[str] = []
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="gather") as pool:
-        events_f = pool.submit(_pagerduty_events, sources.incidents, incident, progress)
+        log_f = pool.submit(_pagerduty_log, sources.incidents, incident, progress)
         deploys_f = pool.submit(_deployments, sources.deploys, incident, options, now, progress)
         chat_f = pool.submit(_chat_history, sources.chat, incident, channel_id, options, now, progress)
-        events: tuple[TimelineEvent, ...] = _result(events_f, "pagerduty", notes, progress) or ()
+        incident_log: IncidentLog | None = _result(log_f, "pagerduty", notes, progress)
         found, deploy_notes = _result(deploys_f, "github", notes, progress) or ((), ())
         deployments: tuple[Deployment, ...] = found or ()
         chat, chat_notes = _result(chat_f, "slack", notes, progress) or (None, ())
@@ -81,8 +90,8 @@ def gather_evidence(
 
     history: ChatHistory | None = chat
     return IncidentEvidence(
-        incident=incident,
-        pagerduty_events=events,
+        incident=incident_log.incident if incident_log else incident,
+        pagerduty_events=incident_log.events if incident_log else (),
         deployments=deployments,
         channel=history.channel if history else None,
         messages=history.messages if history else (),
@@ -105,12 +114,10 @@ def _result(future: Future, source: str, notes: list[str], progress: Progress): 
         return None
 
 
-def _pagerduty_events(
-    incidents: IncidentSource, incident: Incident, progress: Progress
-) -> tuple[TimelineEvent, ...]:
-    events = incidents.get_events(incident)
-    progress("pagerduty", f"{len(events)} log entries, alerts and notes", done=True)
-    return events
+def _pagerduty_log(incidents: IncidentSource, incident: Incident, progress: Progress) -> IncidentLog:
+    found = incidents.get_log(incident)
+    progress("pagerduty", f"{len(found.events)} log entries, alerts and notes", done=True)
+    return found
 
 
 def _deployments(

@@ -22,7 +22,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -33,14 +32,15 @@ import pagerduty
 
 from bot.errors import AuthError, ConfigError, IncidentNotFound, PublishError, SourceError, SourceUnavailable
 from bot.sources import pagerduty_mapping as mapping
-from bot.timeline.models import Incident, TimelineEvent
+from bot.sources.base import IncidentLog
+from bot.timeline.models import Incident
 
 log = logging.getLogger(__name__)
 
 SOURCE = "pagerduty"
 _RETRIED_STATUSES = (500, 502, 503, 504)
 _MAX_RATE_LIMIT_WAIT = 60.0  # seconds; a longer Retry-After gives up instead of stalling a draft
-_CACHE_SIZE = 8  # incidents whose log entries and alerts get_incident read, kept for get_events
+_CACHE_SIZE = 8  # incidents whose alerts get_incident read, kept for get_log
 
 
 class _RateLimited(Exception):
@@ -81,12 +81,6 @@ class _Client(pagerduty.RestApiV2Client):
             time.sleep(delay)
 
 
-@dataclass(frozen=True)
-class _Fetched:
-    alerts: list[dict[str, Any]]
-    log_entries: list[dict[str, Any]] | None  # None: not read yet
-
-
 class PagerDutySource:
     """Reads incidents, their log entries, alerts and notes; writes notes."""
 
@@ -122,7 +116,7 @@ class PagerDutySource:
         self._max_retries = max_retries
         self._from_email = from_email
         self._base_url = base_url
-        self._fetched: OrderedDict[str, _Fetched] = OrderedDict()
+        self._alerts_read: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -136,27 +130,25 @@ class PagerDutySource:
             body = self._client.rget(f"/incidents/{key}", params={"include[]": ["conference_bridge"]})
         incident_id = body["id"]
         alerts = self._alerts(incident_id, label)
-        log_entries = None
-        if not body.get("acknowledgements") or not body.get("assignments"):
-            # A resolved incident has neither list: who acknowledged is in its log entries only.
-            log_entries = self._log_entries(incident_id, label)
-        self._remember(incident_id, _Fetched(alerts=alerts, log_entries=log_entries))
-        return mapping.incident_from_json(body, alerts=alerts, log_entries=log_entries or ())
+        self._remember(incident_id, alerts)
+        return mapping.incident_from_json(body, alerts=alerts)
 
-    def get_events(self, incident: Incident) -> tuple[TimelineEvent, ...]:
-        """Reuses what `get_incident` read for this incident a moment ago; reads the rest."""
+    def get_log(self, incident: Incident) -> IncidentLog:
+        """Reuses the alerts `get_incident` read for this incident a moment ago; reads the rest."""
         with self._lock:
-            fetched = self._fetched.pop(incident.id, None)
-        alerts = fetched.alerts if fetched else self._alerts(incident.id, incident.key)
-        log_entries = fetched.log_entries if fetched and fetched.log_entries is not None else None
-        if log_entries is None:
-            log_entries = self._log_entries(incident.id, incident.key)
+            alerts = self._alerts_read.pop(incident.id, None)
+        if alerts is None:
+            alerts = self._alerts(incident.id, incident.key)
+        log_entries = self._log_entries(incident.id, incident.key)
         with self._translated(
             f"read the notes of {incident.key}", not_found=f"No PagerDuty incident {incident.key}"
         ):
             notes = self._client.rget(f"/incidents/{incident.id}/notes")
-        return mapping.events_for_incident(
-            incident=incident, log_entries=log_entries, alerts=alerts, notes=notes
+        return IncidentLog(
+            incident=mapping.with_responders(incident, log_entries),
+            events=mapping.events_for_incident(
+                incident=incident, log_entries=log_entries, alerts=alerts, notes=notes
+            ),
         )
 
     # -- writes and queries -----------------------------------------------------------------
@@ -215,12 +207,12 @@ class PagerDutySource:
         with self._translated(f"read the alerts of {label}", not_found=f"No PagerDuty incident {label}"):
             return list(self._client.iter_all(f"/incidents/{incident_id}/alerts"))
 
-    def _remember(self, incident_id: str, fetched: _Fetched) -> None:
+    def _remember(self, incident_id: str, alerts: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._fetched[incident_id] = fetched
-            self._fetched.move_to_end(incident_id)
-            while len(self._fetched) > _CACHE_SIZE:
-                self._fetched.popitem(last=False)
+            self._alerts_read[incident_id] = alerts
+            self._alerts_read.move_to_end(incident_id)
+            while len(self._alerts_read) > _CACHE_SIZE:
+                self._alerts_read.popitem(last=False)
 
     # -- the one place vendor errors become ours ---------------------------------------------
     @contextmanager

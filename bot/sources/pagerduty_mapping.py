@@ -88,19 +88,13 @@ def incident_label(key: str) -> str:
 
 
 # -- incident ---------------------------------------------------------------------------------
-def incident_from_json(
-    incident: Mapping[str, Any],
-    *,
-    alerts: Iterable[Mapping[str, Any]] = (),
-    log_entries: Iterable[Mapping[str, Any]] = (),
-) -> Incident:
+def incident_from_json(incident: Mapping[str, Any], *, alerts: Iterable[Mapping[str, Any]] = ()) -> Incident:
     """The body's `incident` object -> Incident.
 
     `services`: the incident's service, then every other service its alerts came from (merged alerts
-    bring their own). `assignees`/`acknowledgers`: from the incident while it is open, else from
-    `log_entries` (PagerDuty empties both lists on resolve).
+    bring their own). `assignees`/`acknowledgers`: as the incident lists them, which it does while it is
+    open; a resolved one's come from its log (`with_responders`).
     """
-    entries = sorted(log_entries, key=lambda e: _time(e["created_at"]))
     status = str(incident.get("status") or "triggered")
     resolved_at = incident.get("resolved_at")
     if not resolved_at and status == "resolved":
@@ -119,10 +113,8 @@ def incident_from_json(
         created_at=_time(incident["created_at"]),
         resolved_at=_time(resolved_at) if resolved_at else None,
         services=_services(incident, alerts),
-        assignees=_names(a.get("assignee") for a in _by_time(incident.get("assignments"), "at"))
-        or _names(u for e in entries if e.get("type") in _ASSIGNING for u in e.get("assignees") or ()),
-        acknowledgers=_names(a.get("acknowledger") for a in _by_time(incident.get("acknowledgements"), "at"))
-        or _names(e.get("agent") for e in entries if e.get("type") == "acknowledge_log_entry"),
+        assignees=_names(a.get("assignee") for a in _by_time(incident.get("assignments"), "at")),
+        acknowledgers=_names(a.get("acknowledger") for a in _by_time(incident.get("acknowledgements"), "at")),
         escalation_policy=_summary(incident.get("escalation_policy")),
         teams=_names(incident.get("teams") or ()),
         slack_channel_id=_slack_channel(conference_url),
@@ -131,6 +123,20 @@ def incident_from_json(
 
 
 _ASSIGNING = ("assign_log_entry", "escalate_log_entry", "delegate_log_entry")
+
+
+def with_responders(incident: Incident, log_entries: Iterable[Mapping[str, Any]]) -> Incident:
+    """The incident with assignees and acknowledgers from its log where it lists none (PagerDuty empties
+    both lists on resolve)."""
+    entries = sorted(log_entries, key=lambda e: _time(e["created_at"]))
+    return incident.model_copy(
+        update={
+            "assignees": incident.assignees
+            or _names(u for e in entries if e.get("type") in _ASSIGNING for u in e.get("assignees") or ()),
+            "acknowledgers": incident.acknowledgers
+            or _names(e.get("agent") for e in entries if e.get("type") == "acknowledge_log_entry"),
+        }
+    )
 
 
 def _services(incident: Mapping[str, Any], alerts: Iterable[Mapping[str, Any]]) -> tuple[Service, ...]:

@@ -21,14 +21,13 @@ from typing import Any
 
 from bot.errors import IncidentNotFound, SourceError
 from bot.sources import github_mapping, pagerduty_mapping, slack_mapping
-from bot.sources.base import ChatHistory
+from bot.sources.base import ChatHistory, IncidentLog
 from bot.timeline.models import (
     Channel,
     ChatMessage,
     Commit,
     Deployment,
     Incident,
-    TimelineEvent,
 )
 
 
@@ -59,17 +58,18 @@ class ReplaySource:
         if wanted not in (body["id"], str(body["incident_number"])):
             raise IncidentNotFound(f"No PagerDuty incident {ref} in the sample", source="pagerduty")
         return pagerduty_mapping.incident_from_json(
-            body,
-            alerts=self._read("pagerduty", "alerts.json")["alerts"],
-            log_entries=self._read("pagerduty", "log_entries.json")["log_entries"],
+            body, alerts=self._read("pagerduty", "alerts.json")["alerts"]
         )
 
-    def get_events(self, incident: Incident) -> tuple[TimelineEvent, ...]:
+    def get_log(self, incident: Incident) -> IncidentLog:
         entries = self._read("pagerduty", "log_entries.json")["log_entries"]
         alerts = self._read("pagerduty", "alerts.json")["alerts"]
         notes = self._read("pagerduty", "notes.json")["notes"]
-        return pagerduty_mapping.events_for_incident(
-            incident=incident, log_entries=entries, alerts=alerts, notes=notes
+        return IncidentLog(
+            incident=pagerduty_mapping.with_responders(incident, entries),
+            events=pagerduty_mapping.events_for_incident(
+                incident=incident, log_entries=entries, alerts=alerts, notes=notes
+            ),
         )
 
     # -- DeploySource -------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The incident channel's history, read through the Slack Web API (`ChatSource`).
 
 Every list is read to its last page (`response_metadata.next_cursor`); thread replies are fetched only
-for parents that have some; each user and each mentioned channel is looked up once per source object.
+for parents that have some, a few threads at a time; each user and each mentioned channel is looked up once per source object.
 Errors leave as the project's own, with what to do (see `slack_client.slack_error`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,8 @@ from bot.sources import slack_mapping
 from bot.sources.base import ChatHistory, Progress, no_progress
 from bot.sources.slack_client import INVITE_HINT, slack_error, slack_errors
 from bot.timeline.models import Channel, ChatMessage, Incident, datetime_to_slack_ts
+
+THREAD_READERS = 4  # threads whose replies are read at the same time
 
 
 class SlackHistorySource:
@@ -103,20 +106,29 @@ class SlackHistorySource:
         threads = [
             m for m in raw if int(m.get("reply_count") or 0) > 0 and m.get("thread_ts", m["ts"]) == m["ts"]
         ]
-        for parent in threads:
-            for page in self._pages(
-                self._client.conversations_replies,
-                key="messages",
-                action=f"read a thread in #{name}",
-                where=name,
-                tolerate={"thread_not_found"},  # the parent was deleted since the history page
-                channel=channel.id,
-                ts=parent["ts"],
-                **window,
-            ):
-                messages.extend(
-                    self._message(m, channel.id, workspace_url) for m in page if m["ts"] != parent["ts"]
+
+        def replies(parent: dict[str, Any]) -> list[ChatMessage]:
+            return [
+                self._message(m, channel.id, workspace_url)
+                for page in self._pages(
+                    self._client.conversations_replies,
+                    key="messages",
+                    action=f"read a thread in #{name}",
+                    where=name,
+                    tolerate={"thread_not_found"},  # the parent was deleted since the history page
+                    channel=channel.id,
+                    ts=parent["ts"],
+                    **window,
                 )
+                for m in page
+                if m["ts"] != parent["ts"]
+            ]
+
+        # Threads are independent: a few are read at once (each request still honours 429s), so a busy
+        # channel costs a few round trips per thread batch rather than one per thread.
+        with ThreadPoolExecutor(max_workers=THREAD_READERS, thread_name_prefix="slack-thread") as pool:
+            for thread_messages in pool.map(replies, threads):
+                messages.extend(thread_messages)
         if threads:
             self._progress("slack", f"{len(messages)} messages read, {len(threads)} threads")
 

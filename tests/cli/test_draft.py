@@ -91,14 +91,19 @@ class TestDraftCommand:
     def test_the_three_sources_are_read_at_the_same_time(self, bot, env: dict[str, str], fakes) -> None:  # noqa: ANN001
         """With every source slowed down, their requests overlap in time instead of running one after another."""
         pd, gh, slack = fakes
-        # The incident (with its log entries and alerts) is read first; its notes come with the other sources.
-        pd.faults.add(Fault("latency", times=None, path=r"/notes$", seconds=0.4))
+        # The incident and its alerts are read first; its log (all of a resolved incident's responders are
+        # there) comes with the other sources.
+        pd.faults.add(Fault("latency", times=None, path=r"/log_entries$", seconds=0.4))
         gh.faults.add(Fault("latency", times=None, path=r"/deployments$", seconds=0.4))
         slack.faults.add(Fault("latency", times=None, path=r"conversations\.history", seconds=0.4))
         assert bot("draft", "PD-9876", **env).code == 0
         spans = [
             (r.received_at, r.answered_at)
-            for server, path in ((pd, r"/notes$"), (gh, r"/deployments$"), (slack, r"conversations\.history"))
+            for server, path in (
+                (pd, r"/log_entries$"),
+                (gh, r"/deployments$"),
+                (slack, r"conversations\.history"),
+            )
             for r in server.requests_to(path)[:1]
         ]
         assert len(spans) == 3

@@ -71,11 +71,14 @@ class TestGetIncident:
         assert [s.name for s in incident.services] == ["customer-api", "auth-service"]
         assert incident.slack_channel_id == "C07INC9876"
 
-    def test_by_id_with_commander_from_the_log(self, pd, make_source):
-        """An incident id works too; the resolved incident's commander is read from its log entries."""
-        incident = make_source().get_incident(INCIDENT_ID)
-        assert incident.number == 9876
-        assert incident.commander == "Ana Lima"
+    def test_by_id_without_its_log(self, pd, make_source):
+        """An incident id works too. The log is not read yet (it comes with get_log, alongside the other
+        sources), so a resolved incident has no commander until then."""
+        source = make_source()
+        incident = source.get_incident(INCIDENT_ID)
+        assert incident.number == 9876 and incident.commander is None
+        assert pd.requests_to(LOG_PATH) == []
+        assert source.get_log(incident).incident.commander == "Ana Lima"
         assert pd.requests_to(LOG_PATH)[0].query["include[]"] == ["channels"]
 
     def test_unknown_incident(self, pd, make_source):
@@ -111,7 +114,7 @@ class TestGetEvents:
     def test_sample_events(self, pd, make_source):
         """Log entries, alerts and the note of the sample, the note once."""
         source = make_source()
-        events = source.get_events(source.get_incident("PD-9876"))
+        events = source.get_log(source.get_incident("PD-9876")).events
         kinds = [e.kind for e in events]
         assert kinds.count(EventKind.ALERT) == 4
         assert kinds.count(EventKind.NOTE) == 1
@@ -123,7 +126,7 @@ class TestGetEvents:
         pd.add_generated_incident(4242, log_entries=450)
         source = make_source()
         incident = source.get_incident("PD-4242")
-        events = source.get_events(incident)
+        events = source.get_log(incident).events
         offsets = [
             int(r.query["offset"][0]) for r in pd.requests_to(r"/incidents/QG000000004242/log_entries$")
         ]
@@ -131,7 +134,7 @@ class TestGetEvents:
         assert len({e.id for e in events}) == 450
 
     def test_open_incident_log_is_read_once(self, pd, make_source):
-        """An open incident names its people itself: its log is read by get_events only, once."""
+        """An open incident names its people itself: its log is read by get_log only, once."""
         generated = generated_incident(77, log_entries=3)
         ana = generated.incident["escalation_policy"] | {
             "id": "PANA001",
@@ -149,22 +152,24 @@ class TestGetEvents:
         incident = source.get_incident("77")
         assert pd.requests_to(r"/log_entries$") == []
         assert incident.commander == "Ana Lima"
-        assert len(source.get_events(incident)) == 3
+        log = source.get_log(incident)
+        assert len(log.events) == 3 and log.incident == incident
         assert len(pd.requests_to(r"/log_entries$")) == 1
 
     def test_events_for_an_incident_read_elsewhere(self, pd, make_source):
-        """get_events reads log entries and alerts itself when get_incident did not just read them."""
+        """get_log reads the alerts again when get_incident did not just read them (another source object)."""
         incident = make_source().get_incident("PD-9876")
-        events = make_source().get_events(incident)
-        assert len(events) == 13
-        assert len(pd.requests_to(LOG_PATH)) == 2
+        assert len(make_source().get_log(incident).events) == 13
+        assert len(pd.requests_to(rf"^/incidents/{INCIDENT_ID}/alerts$")) == 2
+        assert len(pd.requests_to(LOG_PATH)) == 1
 
 
 class TestRetries:
     def test_rate_limit_waits_retry_after(self, pd, make_source):
         """A 429 with Retry-After: 1 is retried, and not before the second has passed."""
         pd.faults.add(Fault(kind="429", times=1, path=LOG_PATH, retry_after=1))
-        make_source().get_incident("PD-9876")
+        source = make_source()
+        source.get_log(source.get_incident("PD-9876"))
         limited, retried = sorted(pd.requests_to(LOG_PATH), key=lambda r: r.received_at)
         assert (limited.status, retried.status) == (429, 200)
         assert retried.received_at - limited.answered_at >= 1.0
@@ -172,8 +177,10 @@ class TestRetries:
     def test_rate_limit_gives_up(self, pd, make_source):
         """A rate limit that does not lift ends in SourceUnavailable after max_retries retries."""
         pd.faults.add(Fault(kind="429", times=None, path=LOG_PATH, retry_after=0))
+        source = make_source()
+        incident = source.get_incident("PD-9876")
         with pytest.raises(SourceUnavailable, match="rate-limiting PAGERDUTY_API_TOKEN"):
-            make_source().get_incident("PD-9876")
+            source.get_log(incident)
         assert statuses(pd, LOG_PATH) == [429, 429, 429]
 
     def test_server_error_burst_is_retried(self, pd, make_source):

@@ -30,7 +30,9 @@ def raw() -> dict[str, Any]:
 
 @pytest.fixture
 def incident(raw):
-    return mapping.incident_from_json(raw["incident"], alerts=raw["alerts"], log_entries=raw["log_entries"])
+    return mapping.with_responders(
+        mapping.incident_from_json(raw["incident"], alerts=raw["alerts"]), raw["log_entries"]
+    )
 
 
 def _entry(raw: dict[str, Any], etype: str) -> dict[str, Any]:
@@ -139,10 +141,18 @@ class TestIncidentFromJson:
             {"at": "2024-07-20T10:30:00Z", "assignee": ana},
         ]
         body["acknowledgements"] = [{"at": "2024-07-20T10:41:00Z", "acknowledger": ben}]
-        incident = mapping.incident_from_json(body, log_entries=raw["log_entries"])
+        incident = mapping.with_responders(mapping.incident_from_json(body), raw["log_entries"])
         assert incident.assignees == ("Ana Lima", "Ben Okafor")
         assert incident.acknowledgers == ("Ben Okafor",)
         assert incident.resolved_at is None
+
+    def test_resolved_incident_people_come_from_its_log(self, raw):
+        """A resolved incident lists nobody: its assignees and acknowledgers come from its log, in order."""
+        bare = mapping.incident_from_json(raw["incident"])
+        assert (bare.assignees, bare.acknowledgers, bare.commander) == ((), (), None)
+        incident = mapping.with_responders(bare, raw["log_entries"])
+        assert incident.commander == "Ana Lima"
+        assert incident.model_copy(update={"assignees": (), "acknowledgers": ()}) == bare
 
     def test_resolved_at_falls_back_to_last_status_change(self, raw):
         """A resolved incident without resolved_at was resolved at its last status change."""

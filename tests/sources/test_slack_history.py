@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import AuthError, ChannelAccessError, SourceUnavailable
 from bot.sources.slack_client import build_web_client
-from bot.sources.slack_history import SlackHistorySource
+from bot.sources.slack_history import THREAD_READERS, SlackHistorySource
 from bot.timeline.models import Channel, Incident
 from tests.fakes.http import Fault
 from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
@@ -263,6 +263,26 @@ class TestGetHistory:
         assert len(replies) == 20 + 2  # one per thread, two more for the 450-reply thread
         asked = [r.arg("cursor") for r in replies if r.arg("cursor")]
         assert asked == fake.issued_cursors["conversations.replies"] and len(asked) == 2
+
+    def test_threads_are_read_a_few_at_a_time(self, fake: SlackWebFake) -> None:
+        """Twelve threads: their replies are asked for THREAD_READERS at a time (seen on the server's request
+        times), and every reply arrives once."""
+        fake.generate_channel(channel_id="C0THREADS1", name="inc-4243-threads", count=1200, thread_every=100)
+        fake.faults.add(Fault("latency", times=None, path="conversations.replies", seconds=0.3))
+        history = source_for(fake).get_history(
+            channel=Channel(id="C0THREADS1", name="inc-4243-threads"),
+            oldest=datetime(2024, 7, 21, tzinfo=UTC),
+            latest=datetime(2024, 7, 22, tzinfo=UTC),
+        )
+        assert len(history.messages) == 1200 + 12 * 3
+        assert len({m.ts for m in history.messages}) == len(history.messages)
+        replies = calls(fake, "conversations.replies")
+        assert sorted(r.arg("ts") for r in replies) == sorted(m.ts for m in history.messages if m.reply_count)
+        in_flight = max(
+            sum(1 for other in replies if other.received_at <= r.received_at < other.answered_at)
+            for r in replies
+        )
+        assert in_flight == THREAD_READERS
 
     def test_replies_only_for_threads(self, fake: SlackWebFake) -> None:
         """conversations.replies is called once per parent with replies, never for other messages."""
