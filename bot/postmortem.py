@@ -74,10 +74,18 @@ def draft_incident(
     draft_options: DraftOptions,
     now: datetime,
     progress: Progress = no_progress,
+    incident: Incident | None = None,
 ) -> Draft:
-    """Fetch the incident's evidence from every source and compile the draft (redacted before anything else)."""
+    """Fetch the incident's evidence from every source and compile the draft (redacted before anything else).
+    `incident`: the incident as the caller has just read it, so it is not read again."""
     evidence = gather_evidence(
-        ref=ref, channel_id=channel_id, sources=sources, options=gather_options, now=now, progress=progress
+        ref=ref,
+        incident=incident,
+        channel_id=channel_id,
+        sources=sources,
+        options=gather_options,
+        now=now,
+        progress=progress,
     )
     return compile_draft(evidence, options=draft_options, now=now)
 
@@ -110,12 +118,20 @@ def begin_draft(services: Services, *, ref: str, channel_id: str, user_id: str |
 
 
 def compile_into(
-    services: Services, *, draft_id: str, ref: str, channel_id: str, progress: Progress = no_progress
+    services: Services,
+    *,
+    draft_id: str,
+    ref: str,
+    channel_id: str,
+    progress: Progress = no_progress,
+    incident: Incident | None = None,
 ) -> StoredDraft:
-    """Compile the draft and store it; a failure is recorded on the row (the preview shows it, Retry works)."""
+    """Compile the draft and store it; a failure is recorded on the row (the preview shows it, Retry works).
+    `incident`: the incident as the caller has just read it, so it is not read again."""
     try:
         draft = draft_incident(
             ref=ref,
+            incident=incident,
             channel_id=channel_id,
             sources=services.sources,
             gather_options=services.gather_options,

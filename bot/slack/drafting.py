@@ -58,7 +58,12 @@ def draft_in_channel(
     services.repo.set_preview(draft_id=stored.id, channel_id=channel_id, ts=ts)
     try:
         stored = compile_into(
-            services, draft_id=stored.id, ref=incident.id, channel_id=channel_id, progress=progress
+            services,
+            draft_id=stored.id,
+            ref=incident.id,
+            incident=incident,
+            channel_id=channel_id,
+            progress=progress,
         )
     except PostmortemError as exc:
         log.warning("drafting failed", extra={"incident": incident.key, "action": "draft", "error": str(exc)})

@@ -69,11 +69,14 @@ def gather_evidence(
     options: GatherOptions,
     now: datetime,
     progress: Progress = no_progress,
+    incident: Incident | None = None,
 ) -> IncidentEvidence:
     """Read the incident (errors propagate: without it there is nothing to draft), then the rest concurrently:
-    its PagerDuty log (which completes it with its responders), GitHub's deployments and the Slack history."""
-    progress("pagerduty", "reading the incident")
-    incident = sources.incidents.get_incident(ref)
+    its PagerDuty log (which completes it with its responders), GitHub's deployments and the Slack history.
+    `incident`: the incident as the caller has just read it (`get_incident(ref)`), so it is not read again."""
+    if incident is None:
+        progress("pagerduty", "reading the incident")
+        incident = sources.incidents.get_incident(ref)
     progress("pagerduty", f"found {incident.key}: {incident.title}")
 
     notes: list[str] = []

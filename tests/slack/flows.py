@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.ids import ActionId
-from tests.slack.conftest import ANA, CHANNEL, Harness, Sent
+from bot.jobs.recovery import recover_once
+from bot.slack.announcer import SlackAnnouncer
+from tests.slack.conftest import ANA, CHANNEL, INCIDENT_ID, Harness, Sent
 
 TITLE = "Postmortem: PD-9876 — High severity API latency spikes in production"
 NEW_SUMMARY = "A pool-size change in customer-api deploy 1003 starved the orders DB client for 63 minutes."
@@ -43,3 +46,32 @@ def approve(harness: Harness, user_id: str = ANA) -> Sent:
     sent = harness.click(ActionId.APPROVE, message=harness.preview(), user_id=user_id)
     harness.settle(sent)
     return sent
+
+
+STALE = timedelta(minutes=5)
+CUT_OFF_AT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+def cut_off_draft(harness: Harness, *, recorded: bool) -> str | None:
+    """A draft left "drafting" by a process killed mid-way, its progress message posted and recorded, or
+    (`recorded=False`) killed before the message was posted or recorded. Returns the message's ts."""
+    harness.repo.start_draft(
+        draft_id=INCIDENT_ID, incident_key="PD-9876", channel_id=CHANNEL, requested_by=ANA, now=CUT_OFF_AT
+    )
+    if not recorded:
+        return None
+    ts = harness.app.client.chat_postMessage(channel=CHANNEL, text="Drafting the postmortem for PD-9876…")[
+        "ts"
+    ]
+    harness.repo.set_preview(draft_id=INCIDENT_ID, channel_id=CHANNEL, ts=ts)
+    return ts
+
+
+def recover(harness: Harness) -> int:
+    """One run of the recovery job, past the stale delay of the cut-off draft."""
+    return recover_once(
+        repo=harness.repo,
+        refresher=SlackAnnouncer(harness.ctx, harness.app.client),
+        now=CUT_OFF_AT + STALE + timedelta(seconds=1),
+        stale_after=STALE,
+    )

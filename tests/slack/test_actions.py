@@ -27,7 +27,15 @@ from tests.slack.conftest import (
     all_text,
     block_text,
 )
-from tests.slack.flows import NEW_SUMMARY, PREVIEW_BUTTONS, approve, edit_summary, ephemeral_reply
+from tests.slack.flows import (
+    NEW_SUMMARY,
+    PREVIEW_BUTTONS,
+    approve,
+    cut_off_draft,
+    edit_summary,
+    ephemeral_reply,
+    recover,
+)
 
 EXPIRED = "1721477900.7000000001.expiredtrigger"
 
@@ -52,22 +60,14 @@ class TestStartDraft:
         assert "already exists" in ephemeral_reply(harness, again)
         assert len(harness.posted_in(CHANNEL)) == 2  # the prompt and the one preview
 
-    def test_retry_after_a_failed_draft_drafts_in_the_same_message(self, live_harness: Harness) -> None:
-        """When PagerDuty fails mid-draft, the message offers Retry; Retry drafts into that same message."""
-        harness = live_harness
-        assert harness.pagerduty is not None
-        harness.pagerduty.faults.add(
-            Fault("5xx", times=None, status=503, path=rf"^/incidents/{INCIDENT_ID}$")
-        )
-        sent = harness.command("PD-9876")
-        harness.settle(sent)
-        assert "Could not draft PD-9876" in ephemeral_reply(harness, sent)
+    def test_retry_after_a_failed_draft_drafts_in_the_same_message(self, harness: Harness) -> None:
+        """A draft cut off mid-way shows the error with Retry in its message; Retry drafts into that message."""
+        ts = cut_off_draft(harness, recorded=True)
+        recover(harness)
         assert harness.stored().status.value == "failed"
-        [failed] = harness.posted_in(CHANNEL)
-        failed = harness.message(failed["ts"])
+        failed = harness.message(ts)
         assert "Could not draft PD-9876" in all_text(failed) and action_ids(failed) == [ActionId.START_DRAFT]
 
-        harness.pagerduty.faults.clear()
         harness.settle(harness.click(ActionId.START_DRAFT, message=failed))
         stored = harness.stored()
         assert (stored.status.value, stored.preview_ts) == ("draft", failed["ts"])

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from bot.ids import ActionId
-from bot.jobs.recovery import recover_once
-from bot.slack.announcer import SlackAnnouncer
 from bot.store.repository import STOPPED_DRAFTING
-from tests.slack.conftest import ANA, CHANNEL, INCIDENT_ID, Harness
+from tests.fakes.slack_payloads import action_ids
+from tests.slack.conftest import CHANNEL, Harness
+from tests.slack.flows import cut_off_draft, recover
 
-STALE = timedelta(minutes=5)
-
-
-def _announcer(harness: Harness) -> SlackAnnouncer:
-    return SlackAnnouncer(harness.ctx, harness.app.client)
-
-
-def _cut_off_draft(harness: Harness) -> datetime:
-    """A draft row left "drafting" by a process killed before its progress message was recorded."""
-    started = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
-    harness.repo.start_draft(
-        draft_id=INCIDENT_ID, incident_key="PD-9876", channel_id=CHANNEL, requested_by=ANA, now=started
-    )
-    return started + STALE + timedelta(seconds=1)
+FAILURE = f"Could not draft PD-9876: {STOPPED_DRAFTING}"
 
 
 class TestRefreshAfterACrash:
@@ -31,15 +16,11 @@ class TestRefreshAfterACrash:
         self, harness: Harness
     ) -> None:
         """No message ts on the row: the error and Retry are posted anew, and the row now points at them."""
-        later = _cut_off_draft(harness)
-        assert (
-            recover_once(repo=harness.repo, refresher=_announcer(harness), now=later, stale_after=STALE) == 1
-        )
+        cut_off_draft(harness, recorded=False)
+        assert recover(harness) == 1
         [posted] = harness.posted_in(CHANNEL)
-        assert posted["blocks"][0]["text"]["text"] == f"Could not draft PD-9876: {STOPPED_DRAFTING}"
-        assert ActionId.START_DRAFT in [
-            e["action_id"] for b in posted["blocks"] for e in b.get("elements", [])
-        ]
+        assert posted["blocks"][0]["text"]["text"] == FAILURE
+        assert action_ids(posted) == [ActionId.START_DRAFT]
         stored = harness.stored()
         assert (stored.status.value, stored.preview_ts) == ("failed", posted["ts"])
 
@@ -47,12 +28,7 @@ class TestRefreshAfterACrash:
         self, harness: Harness
     ) -> None:
         """The recorded progress message turns into the error in place: nothing new is posted."""
-        later = _cut_off_draft(harness)
-        ts = harness.app.client.chat_postMessage(
-            channel=CHANNEL, text="Drafting the postmortem for PD-9876…"
-        )["ts"]
-        harness.repo.set_preview(draft_id=INCIDENT_ID, channel_id=CHANNEL, ts=ts)
-        recover_once(repo=harness.repo, refresher=_announcer(harness), now=later, stale_after=STALE)
+        ts = cut_off_draft(harness, recorded=True)
+        assert ts is not None and recover(harness) == 1
         assert len(harness.posted_in(CHANNEL)) == 1
-        updated = harness.message(ts)
-        assert updated["blocks"][0]["text"]["text"] == f"Could not draft PD-9876: {STOPPED_DRAFTING}"
+        assert harness.message(ts)["blocks"][0]["text"]["text"] == FAILURE

@@ -69,6 +69,23 @@ class TestPostmortemCommand:
         assert (stored.incident_key, stored.channel_id, stored.requested_by) == ("PD-9876", CHANNEL, "U01ANA")
         assert stored.draft is not None and stored.draft.incident.id == INCIDENT_ID
 
+    def test_pagerduty_is_read_once_per_draft(self, live_harness: Harness) -> None:
+        """The incident read to open the draft is the one drafted: one GET of it, of its alerts and of its log;
+        and the commander of the resolved incident comes from that log."""
+        harness = live_harness
+        harness.drafted()
+        assert harness.pagerduty is not None
+        paths = [r.path for r in harness.pagerduty.requests if r.method == "GET"]
+        assert sorted(paths) == sorted(
+            [
+                "/incidents/9876",
+                f"/incidents/{INCIDENT_ID}/alerts",
+                f"/incidents/{INCIDENT_ID}/log_entries",
+                f"/incidents/{INCIDENT_ID}/notes",
+            ]
+        )
+        assert harness.stored().draft.incident.commander == "Ana Lima"
+
     def test_help_answers_with_usage_only(self, harness: Harness) -> None:
         """/postmortem help answers the usage ephemerally and posts nothing."""
         sent = harness.command("help")
