@@ -1,4 +1,4 @@
-"""Fixtures shared across the suite: databases (SQLite file and the local PostgreSQL)."""
+"""Fixtures shared across the suite: databases (SQLite file and the local PostgreSQL) and the bot's store on them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
+
+from bot.store.db import create_store_engine, migrate
+from bot.store.repository import Repository
 
 # The machine's PostgreSQL (trust auth). CI runs these too; set TEST_POSTGRES_URL to point elsewhere.
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -44,3 +48,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
         yield f"sqlite:///{tmp_path / 'bot.sqlite3'}"
     else:
         yield from _fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The bot's store on `database_url`, migrated as at start."""
+    made = create_store_engine(database_url)
+    migrate(made)
+    yield made
+    made.dispose()
+
+
+@pytest.fixture
+def repo(engine: Engine) -> Repository:
+    return Repository(engine)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,20 +18,11 @@ from bot.sources.gather import Sources
 from bot.sources.replay import ReplaySource
 from bot.sources.slack_history import SlackHistorySource
 from bot.store.capture import CaptureRepository
-from bot.store.db import create_store_engine, migrate
 from bot.store.repository import Repository
 from bot.timeline.models import ChatMessage, datetime_to_slack_ts
 
 T0 = datetime(2024, 7, 20, 10, 0, tzinfo=UTC)
 CHANNEL = "C07INC9876"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def published_channel(engine: Engine, *, at: datetime) -> CaptureRepository:

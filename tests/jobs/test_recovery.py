@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bot.jobs.recovery import recover_once
-from bot.store.db import create_store_engine, migrate
 from bot.store.repository import Repository, StoredDraft
 from tests.store.test_repository import make_draft
 
@@ -21,14 +18,6 @@ class RecordingRefresher:
 
     def refresh(self, *, stored: StoredDraft) -> None:
         self.refreshed.append(stored)
-
-
-@pytest.fixture
-def repo(database_url: str) -> Repository:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield Repository(engine)
-    engine.dispose()
 
 
 class TestRecoverOnce:

@@ -6,7 +6,6 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from freezegun import freeze_time
 
 from bot.analysis.models import Draft
@@ -14,7 +13,7 @@ from bot.config import load_settings
 from bot.errors import PublishError
 from bot.jobs.reminders import ReminderOptions, remind_once
 from bot.jobs.scheduler import standard_jobs
-from bot.store.db import create_store_engine, migrate
+from bot.store.db import create_store_engine
 from bot.store.repository import Repository
 from bot.timeline.models import Channel, Incident, Timeline
 
@@ -88,19 +87,6 @@ def waiting(repo: Repository, number: int = 9876, *, at: datetime = T0, **draft_
     repo.save_draft(draft_id=draft_id, draft=draft, now=at)
     repo.set_preview(draft_id=draft_id, channel_id=channel, ts=f"{int(at.timestamp())}.000100")
     return draft_id
-
-
-@pytest.fixture
-def engine(database_url: str):  # noqa: ANN201 - a SQLAlchemy Engine
-    made = create_store_engine(database_url)
-    migrate(made)
-    yield made
-    made.dispose()
-
-
-@pytest.fixture
-def repo(engine) -> Repository:  # noqa: ANN001
-    return Repository(engine)
 
 
 def remind(repo: Repository, announcer: RecordingReminder, now: datetime, **kw: object) -> int:

@@ -153,19 +153,6 @@ def chat(slack: SlackWebFake) -> SlackHistorySource:
     return make_chat(slack)
 
 
-@pytest.fixture
-def engine(database_url: str):  # noqa: ANN201 - a SQLAlchemy Engine
-    made = create_store_engine(database_url)
-    migrate(made)
-    yield made
-    made.dispose()
-
-
-@pytest.fixture
-def repo(engine) -> Repository:  # noqa: ANN001
-    return Repository(engine)
-
-
 def options(**overrides: object) -> WatchOptions:
     return WatchOptions(**({"holder": "replica-a", "fallback_channel": FALLBACK} | overrides))  # type: ignore[arg-type]
 

@@ -3,7 +3,7 @@ kept for another try, and the heartbeat that runs only while connected."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 from bot.errors import StoreError
 from bot.slack.capture import LiveCapture, record_event
 from bot.store.capture import CaptureRepository
-from bot.store.db import create_store_engine, migrate
 from bot.timeline.models import ChatMessage, datetime_to_slack_ts
 from tests.fakes.slack_events import BOT_USER, CHANNEL, member_event, message_event, pin_event, reaction_event
 
@@ -26,14 +25,6 @@ def at(minutes: float) -> datetime:
 
 def one(moment: datetime, text: str = "hello", **fields) -> dict:  # noqa: ANN003 - message fields
     return {"user": "U01ANA", "type": "message", "ts": datetime_to_slack_ts(moment), "text": text} | fields
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from bot.sources.replay import ReplaySource
 from bot.sources.slack_client import build_web_client
 from bot.sources.slack_history import SlackHistorySource
 from bot.store.capture import CaptureRepository
-from bot.store.db import create_store_engine, migrate
 from bot.timeline.models import datetime_to_slack_ts, slack_ts_to_datetime
 from tests.fakes.slack_events import BOT_USER, CHANNEL, channel_events, message_event, sample_channel
 from tests.fakes.slack_web import BOT_TOKEN, SlackWebFake
@@ -46,14 +45,6 @@ def server() -> Iterator[SlackWebFake]:
 def fake(server: SlackWebFake) -> SlackWebFake:
     server.reset()
     return server
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +11,6 @@ from sqlalchemy import Engine, select
 
 from bot.slack.capture import record_event
 from bot.store.capture import CaptureRepository, merge_intervals
-from bot.store.db import create_store_engine, migrate
 from bot.store.models import CapturedMessageRow, DraftStatus
 from bot.store.repository import Repository
 from bot.timeline.models import ChatMessage, datetime_to_slack_ts
@@ -34,14 +32,6 @@ LATEST = datetime(2024, 7, 20, 13, 15, tzinfo=UTC)
 GRACE = timedelta(minutes=3)
 T0 = datetime(2024, 7, 20, 10, 0, tzinfo=UTC)
 PARENT = "1721472600.000400"  # Ben's thread at 10:50, three replies
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

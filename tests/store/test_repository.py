@@ -39,14 +39,6 @@ def make_draft(summary: str = "What happened.") -> Draft:
     )
 
 
-@pytest.fixture
-def repo(database_url: str) -> Repository:
-    engine = create_store_engine(database_url)
-    migrate(engine)
-    yield Repository(engine)
-    engine.dispose()
-
-
 def drafted(repo: Repository, draft_id: str = "Q1") -> None:
     repo.start_draft(draft_id=draft_id, incident_key="PD-9876", channel_id="C1", requested_by="U1", now=NOW)
     repo.save_draft(draft_id=draft_id, draft=make_draft(), now=NOW)
