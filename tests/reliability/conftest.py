@@ -25,11 +25,18 @@ one group, so one worker runs the whole suite and can write the document.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.confluence import ConfluenceFake
+from tests.fakes.github import GitHubFake
+from tests.fakes.pagerduty import PagerDutyFake
+from tests.fakes.slack_web import SlackWebFake
+from tests.fakes.tls import write_ca_bundle
+from tests.reliability.pipeline import Fakes
 from tests.reliability.report import FIGURES, ReliabilityReport
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +60,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(item.path).resolve().parents:
             item.add_marker(pytest.mark.xdist_group("reliability"))
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
+    """PagerDuty (TLS), GitHub and Slack Web API fakes for the in-process pipeline (`pipeline.py`), per module."""
+    ca_bundle = write_ca_bundle(tmp_path_factory.mktemp("ca"))
+    with PagerDutyFake() as pagerduty, GitHubFake() as github, SlackWebFake() as slack:
+        yield Fakes(pagerduty=pagerduty, github=github, slack=slack, ca_bundle=ca_bundle)
+
+
+@pytest.fixture(scope="module")
+def confluence() -> Iterator[ConfluenceFake]:
+    with ConfluenceFake() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -39,10 +39,6 @@ from bot.store.models import DraftStatus
 from bot.store.repository import EditRecord, StoredDraft
 from tests.fakes import slack_payloads
 from tests.fakes.confluence import ConfluenceFake
-from tests.fakes.github import GitHubFake
-from tests.fakes.pagerduty import PagerDutyFake
-from tests.fakes.slack_web import SlackWebFake
-from tests.fakes.tls import write_ca_bundle
 from tests.reliability.pipeline import CHANNEL, INCIDENT_ID, INCIDENT_REF, Fakes
 from tests.reliability.slack_app import CHANNEL_NAME, SlackApp, slack_app
 
@@ -73,19 +69,6 @@ POLICIES = (
     Policy("APPROVERS", {"APPROVERS": f"{BEN},{EVE}"}, approver=EVE, intruders=(ANA, FAY)),
     Policy("APPROVER_USERGROUP", {"APPROVER_USERGROUP": REVIEWERS}, approver=EVE, intruders=(ANA, FAY)),
 )
-
-
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
-    ca_bundle = write_ca_bundle(tmp_path_factory.mktemp("ca"))
-    with PagerDutyFake() as pagerduty, GitHubFake() as github, SlackWebFake() as slack:
-        yield Fakes(pagerduty=pagerduty, github=github, slack=slack, ca_bundle=ca_bundle)
-
-
-@pytest.fixture(scope="module")
-def confluence() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake() as fake:
-        yield fake
 
 
 # -- the workspace and the bot, under one policy ------------------------------------------------------

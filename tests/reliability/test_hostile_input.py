@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +23,6 @@ from bot.errors import InputError
 from bot.slack.listeners.commands import parse_command
 from bot.sources.pagerduty_mapping import parse_incident_ref
 from tests.fakes.confluence import ConfluenceFake, storage_error
-from tests.fakes.github import GitHubFake
-from tests.fakes.pagerduty import PagerDutyFake
-from tests.fakes.slack_web import SlackWebFake
-from tests.fakes.tls import write_ca_bundle
 from tests.reliability.pipeline import (
     CHANNEL,
     Fakes,
@@ -165,23 +160,10 @@ CASES = (
 # -- the pipeline -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
-    ca_bundle = write_ca_bundle(tmp_path_factory.mktemp("ca"))
-    with PagerDutyFake() as pagerduty, GitHubFake() as github, SlackWebFake() as slack:
-        yield Fakes(pagerduty=pagerduty, github=github, slack=slack, ca_bundle=ca_bundle)
-
-
 def drafted(fakes: Fakes, **options: object) -> tuple[Draft, Outputs]:
     with live_sources(fakes) as sources:
         draft = draft_from(sources, **options)
     return draft, render_all(draft)
-
-
-@pytest.fixture(scope="module")
-def confluence() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

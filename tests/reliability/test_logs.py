@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,7 @@ from bot.ids import ActionId
 from bot.timeline.markup import slack_to_text
 from tests.fakes.confluence import ConfluenceFake
 from tests.fakes.github import DEFAULT_TOKEN as GITHUB_TOKEN
-from tests.fakes.github import GitHubFake
-from tests.fakes.pagerduty import PagerDutyFake
-from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN, SlackWebFake
-from tests.fakes.tls import write_ca_bundle
+from tests.fakes.slack_web import APP_TOKEN, BOT_TOKEN
 from tests.reliability.pipeline import CHANNEL, USERS, Fakes, json_logs, log_strings, plant_messages
 from tests.reliability.slack_app import slack_app
 
@@ -33,19 +29,6 @@ LIBRARIES = (
     "apscheduler", "sqlalchemy",
 )  # fmt: skip
 CHAT_MARKERS = [f"chat-only-words-{n:02d}" for n in range(10)]
-
-
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
-    ca_bundle = write_ca_bundle(tmp_path_factory.mktemp("ca"))
-    with PagerDutyFake() as pagerduty, GitHubFake() as github, SlackWebFake() as slack:
-        yield Fakes(pagerduty=pagerduty, github=github, slack=slack, ca_bundle=ca_bundle)
-
-
-@pytest.fixture(scope="module")
-def confluence() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake() as fake:
-        yield fake
 
 
 def draft_and_publish(fakes: Fakes, confluence: ConfluenceFake, workdir: Path, *, level: str) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,10 +30,6 @@ from bot.store.repository import Repository
 from bot.timeline.markup import slack_to_text
 from tests.analysis.secrets_corpus import LOOK_ALIKES, SAMPLES
 from tests.fakes.confluence import ConfluenceFake, FakePage
-from tests.fakes.github import GitHubFake
-from tests.fakes.pagerduty import PagerDutyFake
-from tests.fakes.slack_web import SlackWebFake
-from tests.fakes.tls import write_ca_bundle
 from tests.reliability.pipeline import (
     CHANNEL,
     INCIDENT_ID,
@@ -186,19 +182,6 @@ CARRIERS: dict[str, tuple[Callable[[Fakes], tuple[Counter, list[str]]], bool]] =
 
 
 # -- running them -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
-    ca_bundle = write_ca_bundle(tmp_path_factory.mktemp("ca"))
-    with PagerDutyFake() as pagerduty, GitHubFake() as github, SlackWebFake() as slack:
-        yield Fakes(pagerduty=pagerduty, github=github, slack=slack, ca_bundle=ca_bundle)
-
-
-@pytest.fixture(scope="module")
-def confluence() -> Iterator[ConfluenceFake]:
-    with ConfluenceFake() as fake:
-        yield fake
 
 
 def publish_draft(draft: Draft, *, sources: Sources, confluence: ConfluenceFake, workdir: Path) -> FakePage:
