@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from freezegun import freeze_time
 
@@ -10,7 +10,6 @@ from bot.timeline.models import (
     Channel,
     ChatMessage,
     Commit,
-    Deployment,
     EventKind,
     Incident,
     IncidentEvidence,
@@ -19,11 +18,11 @@ from bot.timeline.models import (
     TimelineEvent,
     datetime_to_slack_ts,
 )
+from tests import builders
+from tests.builders import INCIDENT_URL, at, deploy
 
-T0 = datetime(2024, 7, 20, 10, 30, tzinfo=UTC)  # PD-9876's first alert and trigger
 NOW = datetime(2024, 7, 20, 13, 0, tzinfo=UTC)
 OPTIONS = DraftOptions()
-INCIDENT_URL = "https://acme.pagerduty.com/incidents/Q1R2S3T4U5V6W7"
 CHANNEL = Channel(
     id="C07INC9876", name="inc-9876-api-latency", url="https://acme.slack.com/archives/C07INC9876"
 )
@@ -34,26 +33,16 @@ SHA_AUTH = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 AWS_KEY = "AKIAZ3Q4R5T6Y7U8I9O0"
 
 
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
 def incident(**fields: object) -> Incident:
-    values: dict[str, object] = {
-        "id": "Q1R2S3T4U5V6W7",
-        "number": 9876,
-        "title": "High severity API latency spikes in production",
-        "url": INCIDENT_URL,
-        "status": "resolved",
+    """PD-9876 as the sample has it: SEV-1, resolved 105 minutes after the trigger, Ana acknowledging."""
+    sample: dict[str, object] = {
         "severity": "SEV-1",
         "urgency": "high",
-        "created_at": T0,
         "resolved_at": at(105),
         "services": (Service(id="PSVC001", name="customer-api"), Service(id="PSVC002", name="auth-service")),
         "acknowledgers": ("Ana Lima",),
     }
-    values.update(fields)
-    return Incident.model_validate(values)
+    return builders.incident(**(sample | fields))
 
 
 def pd(minutes: float, kind: EventKind, text: str, **fields: object) -> TimelineEvent:
@@ -71,24 +60,6 @@ def pd(minutes: float, kind: EventKind, text: str, **fields: object) -> Timeline
 def alert(minutes: float) -> TimelineEvent:
     details = {"alert_key": "high-api-latency", "monitor": "High API Latency"}
     return pd(minutes, EventKind.ALERT, "Datadog: High API Latency", details=details)
-
-
-def deploy(
-    id: int, minutes: float, sha: str, *, service: str = "customer-api", **fields: object
-) -> Deployment:
-    values: dict[str, object] = {
-        "id": id,
-        "repo": f"acme/{service}",
-        "service": service,
-        "sha": sha,
-        "ref": sha[:7],
-        "environment": "production",
-        "created_at": at(minutes),
-        "status": "success",
-        "url": f"https://github.com/acme/{service}/deployments/{id}",
-    }
-    values.update(fields)
-    return Deployment.model_validate(values)
 
 
 def msg(minutes: float, user: str, text: str, **fields: object) -> ChatMessage:

@@ -1,33 +1,13 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from bot.analysis.metrics import compute_metrics, format_duration
 from bot.analysis.models import DraftOptions, EvidenceRef, Metric, MetricName, Suspect
-from bot.timeline.models import Deployment, EventKind, Incident, Source, Timeline, TimelineEvent
+from bot.timeline.models import Deployment, EventKind, Source, Timeline, TimelineEvent
+from tests.builders import INCIDENT_URL, at, incident
 
-T0 = datetime(2024, 7, 20, 10, 30, tzinfo=UTC)
-INCIDENT_URL = "https://acme.pagerduty.com/incidents/Q1R2S3T4U5V6W7"
 OPTIONS = DraftOptions()
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-def incident(**fields: object) -> Incident:
-    values: dict[str, object] = {
-        "id": "Q1R2S3T4U5V6W7",
-        "number": 9876,
-        "title": "High severity API latency spikes in production",
-        "url": INCIDENT_URL,
-        "status": "resolved",
-        "created_at": T0,
-    }
-    values.update(fields)
-    return Incident.model_validate(values)
 
 
 def pd(minutes: float, kind: EventKind, text: str = "", **fields: object) -> TimelineEvent:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from bot.analysis.suspects import find_rollbacks, rank_suspects
 from bot.timeline.build import recognise_rollbacks
 from bot.timeline.models import Deployment, Incident, Service
+from tests import builders
+from tests.builders import T0, deploy
 
-TRIGGER = datetime(2024, 7, 20, 10, 30, tzinfo=UTC)
+TRIGGER = T0
 WINDOW = timedelta(hours=6)
 SHA_GOOD = "7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b"
 SHA_BAD = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"
@@ -14,33 +16,9 @@ SHA_AUTH = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 
 
 def incident(*services: str) -> Incident:
-    return Incident(
-        id="Q1R2S3T4U5V6W7",
-        number=9876,
-        title="High severity API latency spikes in production",
-        url="https://acme.pagerduty.com/incidents/Q1R2S3T4U5V6W7",
-        status="resolved",
-        created_at=TRIGGER,
-        services=tuple(Service(id=f"PSVC{i}", name=name) for i, name in enumerate(services)),
+    return builders.incident(
+        services=tuple(Service(id=f"PSVC{i}", name=name) for i, name in enumerate(services))
     )
-
-
-def deploy(
-    id: int, minutes: float, sha: str, *, service: str = "customer-api", **fields: object
-) -> Deployment:
-    values: dict[str, object] = {
-        "id": id,
-        "repo": f"acme/{service}",
-        "service": service,
-        "sha": sha,
-        "ref": sha[:7],
-        "environment": "production",
-        "created_at": TRIGGER + timedelta(minutes=minutes),
-        "status": "success",
-        "url": f"https://github.com/acme/{service}/deployments/{id}",
-    }
-    values.update(fields)
-    return Deployment.model_validate(values)
 
 
 def rank(*deployments: Deployment, services: tuple[str, ...] = ("customer-api", "auth-service")) -> list[int]:

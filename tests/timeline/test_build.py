@@ -9,14 +9,13 @@ from bot.timeline.models import (
     ChatMessage,
     Deployment,
     EventKind,
-    Incident,
     IncidentEvidence,
     Source,
     TimelineEvent,
     datetime_to_slack_ts,
 )
+from tests.builders import at, incident
 
-T0 = datetime(2024, 7, 20, 10, 30, tzinfo=UTC)  # the first alert of PD-9876
 CHANNEL = "C07INC9876"
 BOT_USER = "U09PMBOT"
 USERS = {"U01ANA": "Ana Lima", "U02BEN": "Ben Okafor", "U03CAR": "Carlos Mendes", "U04DEE": "Dee Park"}
@@ -25,23 +24,8 @@ SHA_BAD = "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"
 SHA_AUTH = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 
 
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
 def ts(minutes: float) -> str:
     return datetime_to_slack_ts(at(minutes))
-
-
-def incident() -> Incident:
-    return Incident(
-        id="Q1R2S3T4U5V6W7",
-        number=9876,
-        title="High severity API latency spikes in production",
-        url="https://acme.pagerduty.com/incidents/Q1R2S3T4U5V6W7",
-        status="resolved",
-        created_at=T0,
-    )
 
 
 def pd(minutes: float, kind: EventKind, text: str, **fields: object) -> TimelineEvent:

@@ -9,28 +9,13 @@ from bot.timeline.models import (
     ChatMessage,
     Deployment,
     EventKind,
-    Incident,
     Source,
     Timeline,
     TimelineEvent,
     datetime_to_slack_ts,
     slack_ts_to_datetime,
 )
-
-T0 = datetime(2024, 7, 20, 10, 30, tzinfo=UTC)
-
-
-def incident(**fields: object) -> Incident:
-    values: dict[str, object] = {
-        "id": "Q1R2S3T4U5V6W7",
-        "number": 9876,
-        "title": "High severity API latency spikes in production",
-        "url": "https://acme.pagerduty.com/incidents/Q1R2S3T4U5V6W7",
-        "status": "resolved",
-        "created_at": T0,
-    }
-    values.update(fields)
-    return Incident.model_validate(values)
+from tests.builders import T0, incident
 
 
 def event(
