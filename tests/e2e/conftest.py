@@ -47,6 +47,14 @@ class Fakes:
     confluence: ConfluenceFake
     ca_bundle: Path
 
+    def reset(self) -> None:
+        """Every fake fresh (records, faults, data); Slack still hands out the Socket Mode URL."""
+        self.slack.reset()
+        self.slack.socket_mode_url = self.socket.url
+        self.pagerduty.reset()
+        self.github.reset()
+        self.confluence.reset()
+
 
 @pytest.fixture(scope="module")
 def fakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakes]:
@@ -191,13 +199,7 @@ class Workspace:
 @pytest.fixture
 def workspace(fakes: Fakes) -> Workspace:
     assert not fakes.socket.live_connections(), "a bot of an earlier test is still connected"
-    fakes.slack.reset()
-    fakes.slack.socket_mode_url = fakes.socket.url
-    fakes.pagerduty.reset()
-    fakes.github.faults.clear()
-    with fakes.github._lock:
-        fakes.github.requests.clear()
-    fakes.confluence.reset()
+    fakes.reset()
     parent = fakes.confluence.add_page(
         space_key=SPACE, title="Postmortems", body="<p>All our postmortems.</p>"
     )

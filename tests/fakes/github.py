@@ -90,17 +90,30 @@ class GitHubFake(FakeServer):
     ) -> None:
         super().__init__(tls=tls)
         self.tokens = set(tokens)
-        self.repos: dict[str, FakeRepo] = {}
-        self._forbidden: dict[str, dict[str, str]] = {}  # token -> headers of its 403
-        self._rate_limit_reset: int | None = None
-        self._secondary = [0, 0]  # answers left, Retry-After seconds
+        self._samples = samples
         self._secondary_lock = threading.Lock()
-        if samples is not None:
-            self.load_samples(samples)
+        self._fresh()
         self.route("GET", rf"{_REPO}/deployments", self._list_deployments)
         self.route("GET", rf"{_REPO}/deployments/(?P<id>\d+)/statuses", self._list_statuses)
         self.route("GET", rf"{_REPO}/compare/(?P<base>[^/]+?)\.\.\.(?P<head>[^/]+)", self._compare)
         self.route("GET", rf"{_REPO}/commits/(?P<sha>[^/]+)/pulls", self._commit_pulls)
+
+    def _fresh(self) -> None:
+        self.repos: dict[str, FakeRepo] = {}
+        self._forbidden: dict[str, dict[str, str]] = {}  # token -> headers of its 403
+        self._rate_limit_reset: int | None = None
+        self._secondary = [0, 0]  # answers left, Retry-After seconds
+        if self._samples is not None:
+            self.load_samples(self._samples)
+
+    def reset(self) -> None:
+        """Back to a fresh fake on the same port: no requests, faults, refusals, rate limits or added repos
+        (the samples again, when they were loaded)."""
+        with self._lock:
+            self.requests.clear()
+        self.faults.clear()
+        with self._secondary_lock:
+            self._fresh()
 
     # -- data --------------------------------------------------------------------------------------
     def add_repo(

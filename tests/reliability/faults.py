@@ -100,13 +100,7 @@ def fresh_workspace(fakes: Fakes, shared: Shared) -> Workspace:
     """Before a case: an empty store and every fake fresh (records, faults, data), the bot still connected;
     Slack still hands out the Socket Mode URL and Confluence keeps the parent page."""
     assert shared.bot.running(), shared.bot.stderr[-10_000:]
-    fakes.slack.reset()
-    fakes.slack.socket_mode_url = fakes.socket.url
-    fakes.pagerduty.reset()
-    fakes.github.faults.clear()
-    with fakes.github._lock:
-        fakes.github.requests.clear()
-    fakes.confluence.reset()
+    fakes.reset()
     with fakes.confluence._store:
         fakes.confluence.pages[shared.parent.id] = shared.parent
     reset_store(shared.database_url)

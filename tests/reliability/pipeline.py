@@ -71,18 +71,8 @@ class Fakes:
 
     def reset(self) -> None:
         """Each fake back to the bundled sample, with no requests or faults recorded."""
-        self.slack.reset()
-        for fake in (self.pagerduty, self.github):
-            fake.faults.clear()
-            with fake._lock:
-                fake.requests.clear()
-        self.pagerduty.incidents.clear()
-        self.pagerduty.add_incident(*sample_pagerduty())
-        self.github.repos.clear()
-        self.github.load_samples(GITHUB_SAMPLES)
-
-
-GITHUB_SAMPLES = DEFAULT_SAMPLE / "github"
+        for fake in (self.slack, self.pagerduty, self.github):
+            fake.reset()
 
 
 def sample_pagerduty() -> tuple[dict, list[dict], list[dict], list[dict]]:
