@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +103,29 @@ def drafted(
             bot.command("PD-9876", user_id=ANA)
             assert status(bot) is DraftStatus.DRAFT
             yield bot
+
+
+PolicyRuns = Callable[[], Iterator[tuple[Policy, SlackApp]]]
+
+
+@pytest.fixture
+def under_each_policy(
+    fakes: Fakes,
+    confluence: ConfluenceFake,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> PolicyRuns:
+    """`for policy, bot in under_each_policy():` each approver policy in turn, with PD-9876 drafted under it
+    in a fresh app and store; the refusals (WARNING) are captured for `refusals`."""
+    caplog.set_level(logging.WARNING, logger="bot.slack.authz")
+
+    def runs() -> Iterator[tuple[Policy, SlackApp]]:
+        for n, policy in enumerate(POLICIES):
+            with drafted(policy, fakes, confluence, tmp_path / f"p{n}", monkeypatch) as bot:
+                yield policy, bot
+
+    return runs
 
 
 def status(bot: SlackApp) -> DraftStatus:
@@ -293,28 +316,23 @@ class TestNonApprovers:
     def test_a_button_is_refused(
         self,
         path: str,
-        fakes: Fakes,
-        confluence: ConfluenceFake,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        under_each_policy: PolicyRuns,
         caplog: pytest.LogCaptureFixture,
         figures: dict,
     ) -> None:
         """Under each policy, each non-approver's click is refused with an ephemeral message and a WARNING naming user, action and incident; draft, edit history, Confluence, the channel, modals and PagerDuty notes are unchanged."""
         button = BUTTONS[path]
         clicks = 0
-        for n, policy in enumerate(POLICIES):
-            with drafted(policy, fakes, confluence, tmp_path / f"p{n}", monkeypatch) as bot:
-                reach(bot, button.stage, policy.approver)
-                caplog.set_level(logging.WARNING, logger="bot.slack.authz")
-                refusals(caplog)
-                for intruder in policy.intruders:
-                    before = snapshot(bot)
-                    reply = bot.click(button.action_id, user_id=intruder)
-                    told_ephemerally(bot, reply, only_approvers(button.verb))
-                    assert snapshot(bot) == before, (policy.name, intruder)
-                    assert refusals(caplog) == [(intruder, button.verb, INCIDENT_REF)], policy.name
-                    clicks += 1
+        for policy, bot in under_each_policy():
+            reach(bot, button.stage, policy.approver)
+            refusals(caplog)
+            for intruder in policy.intruders:
+                before = snapshot(bot)
+                reply = bot.click(button.action_id, user_id=intruder)
+                told_ephemerally(bot, reply, only_approvers(button.verb))
+                assert snapshot(bot) == before, (policy.name, intruder)
+                assert refusals(caplog) == [(intruder, button.verb, INCIDENT_REF)], policy.name
+                clicks += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)
         figures["clicks refused"] = clicks
@@ -322,32 +340,27 @@ class TestNonApprovers:
     @pytest.mark.case("an Edit modal submitted with a forged private_metadata")
     def test_a_forged_modal_submission_is_refused(
         self,
-        fakes: Fakes,
-        confluence: ConfluenceFake,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        under_each_policy: PolicyRuns,
         caplog: pytest.LogCaptureFixture,
         figures: dict,
     ) -> None:
         """Under each policy, an Edit modal whose private_metadata names the draft, submitted by a non-approver (outside the incident channel, or in it but not an approver), is refused inline in the modal and logged as a WARNING; nothing is saved and the preview is not touched."""
         submissions = 0
-        for n, policy in enumerate(POLICIES):
-            with drafted(policy, fakes, confluence, tmp_path / f"p{n}", monkeypatch) as bot:
-                # A modal as Slack holds it, its private_metadata set by whoever submits it.
-                view = open_modal(bot, policy.approver) | {"private_metadata": INCIDENT_ID}
-                caplog.set_level(logging.WARNING, logger="bot.slack.authz")
-                refusals(caplog)
-                for intruder in policy.intruders:
-                    before = snapshot(bot)
-                    ack = submit(bot, view, user_id=intruder, summary=FORGED_SUMMARY)
-                    assert ack == {
-                        "response_action": "errors",
-                        "errors": {SUMMARY_BLOCK: "Only approvers of PD-9876 may edit it."},
-                    }
-                    assert snapshot(bot) == before, (policy.name, intruder)
-                    assert bot.fakes.slack.responses == []
-                    assert refusals(caplog) == [(intruder, "edit", INCIDENT_REF)], policy.name
-                    submissions += 1
+        for policy, bot in under_each_policy():
+            # A modal as Slack holds it, its private_metadata set by whoever submits it.
+            view = open_modal(bot, policy.approver) | {"private_metadata": INCIDENT_ID}
+            refusals(caplog)
+            for intruder in policy.intruders:
+                before = snapshot(bot)
+                ack = submit(bot, view, user_id=intruder, summary=FORGED_SUMMARY)
+                assert ack == {
+                    "response_action": "errors",
+                    "errors": {SUMMARY_BLOCK: "Only approvers of PD-9876 may edit it."},
+                }
+                assert snapshot(bot) == before, (policy.name, intruder)
+                assert bot.fakes.slack.responses == []
+                assert refusals(caplog) == [(intruder, "edit", INCIDENT_REF)], policy.name
+                submissions += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)
         figures["submissions refused"] = submissions
@@ -355,38 +368,33 @@ class TestNonApprovers:
     @pytest.mark.case("an approver's click replayed with another channel")
     def test_a_replayed_envelope_for_another_channel_is_refused(
         self,
-        fakes: Fakes,
-        confluence: ConfluenceFake,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        under_each_policy: PolicyRuns,
         caplog: pytest.LogCaptureFixture,
         figures: dict,
     ) -> None:
         """Under each policy, the approver's own click on each button (Approve, Edit, Regenerate, Discard; Retry once publishing failed), replayed with its channel changed to #general or another incident channel and the button still naming the draft, is refused ephemerally and logged; nothing changes."""
         others = ((GENERAL, GENERAL_NAME), (OTHER_INCIDENT, OTHER_INCIDENT_NAME))
         replays, actions = 0, set()
-        for n, policy in enumerate(POLICIES):
-            with drafted(policy, fakes, confluence, tmp_path / f"p{n}", monkeypatch) as bot:
-                caplog.set_level(logging.WARNING, logger="bot.slack.authz")
-                for stage in ("draft", "failed"):
-                    reach(bot, stage, policy.approver)
-                    refusals(caplog)
-                    for button in (b for b in BUTTONS.values() if b.stage == stage):
-                        for channel_id, channel_name in others:
-                            before = snapshot(bot)
-                            reply = replayed(
-                                bot,
-                                button.action_id,
-                                user_id=policy.approver,
-                                channel_id=channel_id,
-                                channel_name=channel_name,
-                            )
-                            told_ephemerally(bot, reply, only_approvers(button.verb))
-                            assert snapshot(bot) == before, (policy.name, button, channel_id)
-                            logged = refusals(caplog)
-                            assert logged == [(policy.approver, button.verb, INCIDENT_REF)], policy.name
-                            replays += 1
-                            actions.add(button.action_id)
+        for policy, bot in under_each_policy():
+            for stage in ("draft", "failed"):
+                reach(bot, stage, policy.approver)
+                refusals(caplog)
+                for button in (b for b in BUTTONS.values() if b.stage == stage):
+                    for channel_id, channel_name in others:
+                        before = snapshot(bot)
+                        reply = replayed(
+                            bot,
+                            button.action_id,
+                            user_id=policy.approver,
+                            channel_id=channel_id,
+                            channel_name=channel_name,
+                        )
+                        told_ephemerally(bot, reply, only_approvers(button.verb))
+                        assert snapshot(bot) == before, (policy.name, button, channel_id)
+                        logged = refusals(caplog)
+                        assert logged == [(policy.approver, button.verb, INCIDENT_REF)], policy.name
+                        replays += 1
+                        actions.add(button.action_id)
         figures["policies"] = len(POLICIES)
         figures["buttons"] = len(actions)
         figures["channels"] = len(others)
@@ -402,32 +410,27 @@ class TestNonApprovers:
     def test_drafting_a_reviewed_draft_again_is_refused(
         self,
         stage: str,
-        fakes: Fakes,
-        confluence: ConfluenceFake,
-        tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        under_each_policy: PolicyRuns,
         caplog: pytest.LogCaptureFixture,
         figures: dict,
     ) -> None:
         """Under each policy, a non-approver's `/postmortem PD-9876` (from #general, or the incident channel if they are in it) does not recompile the edited draft, move it to their channel or revive it: refused ephemerally and logged; nothing changes, so no Approve follows."""
         commands = 0
-        for n, policy in enumerate(POLICIES):
-            with drafted(policy, fakes, confluence, tmp_path / f"p{n}", monkeypatch) as bot:
-                edit_summary(bot, policy.approver)
-                if stage == "discarded":
-                    bot.click(ActionId.DISCARD, user_id=policy.approver)
-                    assert status(bot) is DraftStatus.DISCARDED
-                else:
-                    fail_publication(bot, policy.approver)
-                caplog.set_level(logging.WARNING, logger="bot.slack.authz")
-                refusals(caplog)
-                for intruder in policy.intruders:
-                    before = snapshot(bot)
-                    reply = command_in(bot, user_id=intruder)
-                    told_ephemerally(bot, reply, "Only approvers of PD-9876 may draft its postmortem again.")
-                    assert snapshot(bot) == before, (policy.name, intruder)
-                    assert refusals(caplog) == [(intruder, "draft", INCIDENT_REF)], policy.name
-                    commands += 1
+        for policy, bot in under_each_policy():
+            edit_summary(bot, policy.approver)
+            if stage == "discarded":
+                bot.click(ActionId.DISCARD, user_id=policy.approver)
+                assert status(bot) is DraftStatus.DISCARDED
+            else:
+                fail_publication(bot, policy.approver)
+            refusals(caplog)
+            for intruder in policy.intruders:
+                before = snapshot(bot)
+                reply = command_in(bot, user_id=intruder)
+                told_ephemerally(bot, reply, "Only approvers of PD-9876 may draft its postmortem again.")
+                assert snapshot(bot) == before, (policy.name, intruder)
+                assert refusals(caplog) == [(intruder, "draft", INCIDENT_REF)], policy.name
+                commands += 1
         figures["policies"] = len(POLICIES)
         figures["non-approvers"] = sum(len(p.intruders) for p in POLICIES)
         figures["commands refused"] = commands
